@@ -1,0 +1,42 @@
+# liqlab: two commands on a fresh machine.
+#   make app    set everything up and serve the dashboards with Voila on http://127.0.0.1:8866
+#   make test   set everything up (incl. Debian chromium for browser tests) and run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8866
+STAMP  := $(VENV)/.installed
+
+.PHONY: app test venv browser sample bench clean lab
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian's chromium for the real-browser tests (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	  else sudo apt-get update && sudo apt-get install -y chromium; fi; }
+
+app: $(STAMP)
+	$(VENV)/bin/liqlab app --port $(PORT)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP) browser
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+sample: $(STAMP)
+	$(PY) -m liqlab.sample --out data/sample
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts
