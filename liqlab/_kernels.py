@@ -14,7 +14,8 @@ when they age alike), per price bin. Three tricks keep a candle O(tiers + bins t
 
 1. touch: ``liq_long += book_long[centres >= low].sum()``, those bins emptied
    (shorts: ``centres <= high``);
-2. close: ``f = clip((drop - liq_long - liq_short) / oi_prev, 0, 1)``; ``book *= 1 - f``;
+2. close: ``f = min(1, max(0, drop - liq_long - liq_short) / oi_prev + churn / oi_prev)``;
+   ``book *= 1 - f``;
 3. age: ``book[slot] *= decay[slot]``;
 4. enter: each tier's new notional is placed at ``entry * factor[tier]`` (a point, or spread
    uniformly over ``[entry_lo, entry_hi] * factor``), vulnerable from the next candle;
@@ -62,7 +63,7 @@ def _place(book, s, slot, lo_level, hi_level, amount, p0, step, n_bins):
 
 @njit
 def run_engine(
-    high, low, entry_lo, entry_hi, new_long, new_short, drop, oi_prev,
+    high, low, entry_lo, entry_hi, new_long, new_short, drop, churn, oi_prev,
     long_factor, short_factor, slot_of_tier, decay, p0, step, n_bins, snap_at, grid_dtype_probe,
 ):
     """Run the position book over all candles.
@@ -75,9 +76,10 @@ def run_engine(
         Entry price range of positions opened in each candle (equal for a point entry).
     new_long, new_short : float64[n]
         Notional opened per side in each candle (quote currency), before the tier split.
-    drop, oi_prev : float64[n]
-        Fall in open interest during the candle (>= 0) and open interest before it, in the
-        same quote units; ``drop / oi_prev`` net of model liquidations is the closing fraction.
+    drop, churn, oi_prev : float64[n]
+        Fall in open interest during the candle (>= 0), notional replaced by turnover (closed
+        here and re-opened in ``new_*``), and open interest before the candle, in the same quote
+        units; ``(drop - liquidated) / oi_prev + churn / oi_prev`` is the closing fraction.
     long_factor, short_factor : float64[2, k]
         Row 0: liquidation price / entry per tier; row 1: weight of the tier on that side.
     slot_of_tier : int64[k]
@@ -159,10 +161,11 @@ def run_engine(
 
         # 2. close pro rata on a fall in OI, net of what the model liquidated itself
         f = 0.0
-        if drop[t] > 0.0 and oi_prev[t] > 0.0:
+        if oi_prev[t] > 0.0 and (drop[t] > 0.0 or churn[t] > 0.0):
             f = (drop[t] - liq_l - liq_s) / oi_prev[t]
             if f < 0.0:
                 f = 0.0
+            f += churn[t] / oi_prev[t]
             if f > 1.0:
                 f = 1.0
         # 3. ageing

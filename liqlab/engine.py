@@ -11,9 +11,12 @@ in contracts (``OI / close``), so that a price move alone, which changes OI in q
 without any trade, opens nothing; ``oi_change="quote"`` uses the raw quote change instead. New
 notional is split over leverage tiers by the :class:`~liqlab.leverage.LeverageMix` and, optionally,
 tilted between the sides by the long/short account ratio or taker buy share. Entry prices come from
-the candle: ``"typical"`` ``(high+low+close)/3`` (default), ``"close"``, ``"ohlc4"``, or ``"range"``
-(spread uniformly over ``[low, high]``). Each tier's level is its isolated-margin liquidation price
+the candle: ``"range"`` (spread uniformly over ``[low, high]``, the default: trades happen all over
+the candle), ``"typical"`` ``(high+low+close)/3``, ``"close"`` or ``"ohlc4"``. Each tier's level is its isolated-margin liquidation price
 with the maintenance-margin bracket of ``position_notional`` (see :mod:`liqlab.brackets`).
+*Turnover* (``turnover``, default 0.1): net OI changes hide the positions that are opened while
+others close; that share of each candle's traded notional is closed pro rata and re-opened at the
+candle's prices, which keeps the book refreshed near the price without changing OI.
 
 *Positions out.* (1) Touch: a long level is liquidated when a later candle's low reaches it (a short
 level, a high); positions opened in a candle are vulnerable from the next candle. The notional
@@ -59,7 +62,8 @@ class ModelParams:
     mix
         Leverage mix, or a preset name (``"balanced"``), resolved by :meth:`LeverageMix.resolve`.
     entry
-        Where positions opened in a candle enter: ``"typical"``, ``"close"``, ``"ohlc4"`` or ``"range"``.
+        Where positions opened in a candle enter: ``"range"`` (uniform over low-high), ``"typical"``,
+        ``"close"`` or ``"ohlc4"``.
     position_notional
         Size of a representative position (quote currency); picks the MMR bracket.
     brackets
@@ -79,12 +83,16 @@ class ModelParams:
         0 = no tilt, 1 = the long share follows the source fully.
     oi_change
         ``"contracts"`` (default: OI/close, price moves open nothing) or ``"quote"``.
+    turnover
+        Share of each candle's traded notional (``volume * entry``) that replaces existing positions:
+        closed pro rata and re-opened at this candle's prices on both sides, leaving OI unchanged.
+        Net OI changes miss this churn, which keeps the book refreshed near the price. 0 = off.
     max_columns
         Most display columns in the heatmap (0 = predictions only, fastest).
     """
 
     mix: LeverageMix | str = "balanced"
-    entry: EntryMode = "typical"
+    entry: EntryMode = "range"
     position_notional: float = 10_000.0
     brackets: BracketTable | None = None
     bin_size: float | None = None
@@ -94,6 +102,7 @@ class ModelParams:
     tilt: TiltSource = "none"
     tilt_strength: float = 1.0
     oi_change: Literal["contracts", "quote"] = "contracts"
+    turnover: float = 0.1
     max_columns: int = 1000
 
     def __post_init__(self) -> None:
@@ -128,6 +137,8 @@ class ModelParams:
             raise EngineError(f"tilt_strength must lie in [0, 1], got {self.tilt_strength!r}")
         if self.oi_change not in ("contracts", "quote"):
             raise EngineError(f"oi_change must be 'contracts' or 'quote', not {self.oi_change!r}")
+        if not (isinstance(self.turnover, (int, float)) and math.isfinite(self.turnover) and 0.0 <= self.turnover <= 1.0):
+            raise EngineError(f"turnover must lie in [0, 1], got {self.turnover!r}")
         if not isinstance(self.max_columns, (int, np.integer)) or not 0 <= self.max_columns <= 20_000:
             raise EngineError(f"max_columns must be a whole number from 0 to 20000, got {self.max_columns!r}")
 
@@ -186,6 +197,7 @@ class _Prepared:
     new_long: np.ndarray
     new_short: np.ndarray
     drop: np.ndarray
+    churn: np.ndarray
     oi_prev: np.ndarray
     long_factor: np.ndarray  # [2, k]: factor, weight
     short_factor: np.ndarray
@@ -294,6 +306,12 @@ def prepare(market: Market, params: ModelParams) -> _Prepared:
         opened = np.maximum(delta, 0.0)
         drop = np.maximum(-delta, 0.0)
         oi_prev = np.concatenate([[0.0], oi[:-1]])
+    churn = np.zeros(n)
+    if params.turnover > 0:
+        traded = market.column("volume") * 0.5 * (entry_lo + entry_hi)
+        # replaced notional cannot exceed what is open
+        churn = np.minimum(params.turnover * traded, oi_prev)
+        opened = opened + churn
     up_long, up_short, note = _tilt(market, params)
     if note:
         notes.append(note)
@@ -321,7 +339,7 @@ def prepare(market: Market, params: ModelParams) -> _Prepared:
     grid = _make_grid(market, params, min(lo_candidates), max(hi_candidates))
     return _Prepared(
         high=h, low=l, close=c, entry_lo=entry_lo, entry_hi=entry_hi,
-        new_long=new_long, new_short=new_short, drop=drop, oi_prev=oi_prev,
+        new_long=new_long, new_short=new_short, drop=drop, churn=churn, oi_prev=oi_prev,
         long_factor=np.vstack([long_f, w_long]), short_factor=np.vstack([short_f, w_short]),
         leverages=lev, decay_per_tier=decay, grid=grid, notes=tuple(notes),
     )
@@ -341,7 +359,7 @@ def _run(prep: _Prepared, upto: int, snap_at: np.ndarray, merge_tiers: bool):
     sl = slice(0, upto)
     return run_engine(
         prep.high[sl], prep.low[sl], prep.entry_lo[sl], prep.entry_hi[sl],
-        prep.new_long[sl], prep.new_short[sl], prep.drop[sl], prep.oi_prev[sl],
+        prep.new_long[sl], prep.new_short[sl], prep.drop[sl], prep.churn[sl], prep.oi_prev[sl],
         prep.long_factor, prep.short_factor, slot_of_tier, decay,
         float(g.p0), float(g.step), int(g.n_bins), snap_at.astype(np.int64),
         np.zeros(0, np.float32),

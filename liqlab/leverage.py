@@ -23,9 +23,9 @@ class LeverageMixError(ValueError):
 # Weights per tier; both sides share them unless a preset says otherwise.
 _PRESETS: dict[str, dict] = {
     "balanced": {
-        "leverages": [5, 10, 25, 50, 100],
-        "long": [0.15, 0.30, 0.25, 0.18, 0.12],
-        "description": "Mass around 10-25x with a tail to 100x; the default.",
+        "leverages": [5, 10, 25, 50, 100, 125],
+        "long": [0.10, 0.20, 0.20, 0.20, 0.15, 0.15],
+        "description": "10-50x with a tail to the 125x exchange maximum; the default.",
     },
     "conservative": {
         "leverages": [2, 3, 5, 10, 20],
