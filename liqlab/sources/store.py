@@ -158,7 +158,13 @@ class Store:
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(path)
+            # one open file descriptor: a concurrent os.replace cannot mix two versions
+            source = pa.memory_map(str(path), "r")
+        except FileNotFoundError:
+            return None
+        try:
+            # (not closed explicitly: the table's buffers may still point into the mapping)
+            table = pq.read_table(source)
         except FileNotFoundError:
             return None
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -193,7 +199,10 @@ class Store:
         if not path.exists():
             return []
         try:
-            meta = pq.read_schema(path).metadata or {}
+            with open(path, "rb") as fh:
+                meta = pq.read_schema(fh).metadata or {}
+        except FileNotFoundError:
+            return []
         except Exception:
             # a damaged file: let read() produce the detailed error; for planning, nothing is stored
             self._read_table(path, exchange, symbol, kind)
