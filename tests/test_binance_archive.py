@@ -284,6 +284,14 @@ def test_archive_trims_edges_without_oi_and_refuses_holes(tmp_path):
         load_binance_archive([k], [holed], symbol="BTCUSDT")
 
 
+def test_archive_without_ratios_drops_the_empty_column(arc, tmp_path):
+    mt = tmp_path / "m.csv"
+    mt.write_text(_metrics_lines("2024-10-01", 7).replace(",1,1,1,1\n", ",,,,\n"))
+    m = load_binance_archive([arc / "BTCUSDT-5m-2024-10-01.zip"], [mt], symbol="BTCUSDT")
+    assert "long_short_ratio" not in m.data.columns
+    assert m.data["open_interest"].tolist() == [1e7 + i for i in range(1, 7)]
+
+
 def test_archive_needs_klines_and_metrics(archive_files, arc):
     with pytest.raises(MarketDataError, match="no metrics files"):
         load_binance_archive(archive_files["klines"], symbol="BTCUSDT")

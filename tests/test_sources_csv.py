@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab.market import MarketDataError
+from liqlab.market import MarketDataError, make_market
 from liqlab.sources.csv_files import (
     load_candles_file,
     load_liquidations_file,
@@ -222,8 +222,6 @@ def test_round_trip_is_exact(files, tmp_path, suffix):
     data["close"] = data["close"] + 1 / 3
     data["high"] = data[["high", "close"]].max(axis=1)
     data["funding_rate"] = [0.1 + 0.2, np.nan, 1e-17, -3.3e-5, 7.0]
-    from liqlab.market import make_market
-
     m = make_market(data, symbol="RT", exchange="file", liquidations=m.liquidations)
     path = save_market_file(m, tmp_path / f"rt{suffix}")
     back = load_market_file(path, symbol="RT")

@@ -382,6 +382,9 @@ def load_binance_archive(
             f"({candles.index[0]} .. {candles.index[-1]}); give the metrics files for these days"
         )
     data = data.iloc[have[0]: have[-1] + 1]
+    # an optional column with no value at all (e.g. early files with blank ratios) says nothing
+    data = data.drop(columns=[c for c in ("long_short_ratio", "funding_rate")
+                              if c in data and data[c].isna().all()])
     missing = np.flatnonzero(~np.isfinite(data["open_interest"].to_numpy()))
     if missing.size:
         raise MarketDataError(

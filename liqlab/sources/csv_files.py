@@ -46,9 +46,13 @@ from liqlab.market import (
 
 __all__ = [
     "Table",
+    "decode_text",
+    "file_stem",
+    "liquidations_from_frame",
     "load_candles_file",
     "load_liquidations_file",
     "load_market_file",
+    "parse_numbers",
     "parse_timestamps",
     "read_table",
     "save_market_file",
@@ -133,7 +137,7 @@ def decode_text(raw: bytes, name: str) -> str:
     """Bytes of a text file to ``str``, refusing binary content with a clear message."""
     if raw[:4] == b"PAR1":
         raise MarketDataError(f"{name}: this is a Parquet file; give it a .parquet suffix")
-    if raw[:2] == b"PK":
+    if raw[:4] == b"PK\x03\x04":
         raise MarketDataError(f"{name}: this is a zip archive; unzip it or use the Binance archive readers")
     if b"\x00" in raw[:4096]:
         raise MarketDataError(
