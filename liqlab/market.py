@@ -162,7 +162,8 @@ def _to_utc_index(index, what: str) -> pd.DatetimeIndex:
         index = index.tz_localize("UTC")
     else:
         index = index.tz_convert("UTC")
-    return index.rename("timestamp")
+    # one resolution everywhere, so frames from different sources compare equal
+    return index.as_unit("us").rename("timestamp")
 
 
 def _first_bad(index: pd.DatetimeIndex, mask: np.ndarray) -> str:
@@ -317,19 +318,31 @@ def validate_market(
         raise MarketDataError(f"gaps must be 'raise', 'fill' or 'keep', not {gaps!r}")
     for col in OPTIONAL_COLUMNS:
         if col in frame:
-            frame[col] = frame[col].replace([np.inf, -np.inf], np.nan).ffill()
+            values = frame[col].replace([np.inf, -np.inf], np.nan)
+            if values.isna().all():  # a column with no value at all carries no information
+                frame = frame.drop(columns=col)
+                continue
+            # carry the last known value forward; leading blanks take the first known one
+            frame[col] = values.ffill().bfill()
             if col == "taker_buy_volume":
-                frame[col] = frame[col].fillna(0.0).clip(lower=0.0)
+                frame[col] = frame[col].clip(lower=0.0)
+    frame.index.freq = None
     return frame, timeframe, found
 
 
 def align_liquidations(
-    liquidations: pd.DataFrame, index: pd.DatetimeIndex, *, where: str = "liquidations"
+    liquidations: pd.DataFrame,
+    index: pd.DatetimeIndex,
+    *,
+    step: pd.Timedelta | None = None,
+    where: str = "liquidations",
 ) -> pd.DataFrame:
     """Align realized liquidation bars (``long_usd, short_usd``) to a candle index.
 
-    Bars are summed into the candle whose open time is the latest one at or before the bar's time;
-    candles with no bar get zero. Raises :class:`MarketDataError` on missing columns, NaN or negatives.
+    Bars are summed into the candle ``[open, open + step)`` that holds the bar's time; bars
+    outside every candle (before the first, after the last, inside a gap) are dropped. ``step``
+    defaults to the index's most common spacing. Candles with no bar get zero. Raises
+    :class:`MarketDataError` on missing columns, NaN or negatives.
     """
     missing = [c for c in LIQUIDATION_COLUMNS if c not in liquidations.columns]
     if missing:
@@ -347,14 +360,21 @@ def align_liquidations(
         neg = frame[col].to_numpy() < 0
         if neg.any():
             raise MarketDataError(f"{where}: negative {col} at {_first_bad(frame.index, neg)}")
+    if step is None:
+        step = timeframe_to_timedelta(infer_timeframe(index)) if len(index) > 1 else pd.Timedelta(0)
     pos = index.searchsorted(frame.index, side="right") - 1
     inside = pos >= 0
+    if len(index) and step > pd.Timedelta(0):
+        opens = index[np.clip(pos, 0, len(index) - 1)]
+        inside &= np.asarray(frame.index < opens + step)
     out = np.zeros((len(index), 2))
     np.add.at(out, pos[inside], frame.to_numpy()[inside])
     return pd.DataFrame(out, index=index.rename("timestamp"), columns=list(LIQUIDATION_COLUMNS))
 
 
-def events_to_bars(events: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
+def events_to_bars(
+    events: pd.DataFrame, index: pd.DatetimeIndex, step: pd.Timedelta | None = None
+) -> pd.DataFrame:
     """Sum liquidation events (``timestamp, side, notional``; side ``long``/``short``) into bars."""
     frame = pd.DataFrame(
         {
@@ -363,7 +383,7 @@ def events_to_bars(events: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFram
         },
         index=pd.DatetimeIndex(events["timestamp"]),
     )
-    return align_liquidations(frame, index, where="liquidation events")
+    return align_liquidations(frame, index, step=step, where="liquidation events")
 
 
 def make_market(
@@ -402,7 +422,8 @@ def make_market(
         missing = [c for c in EVENT_COLUMNS if c not in liquidation_events.columns]
         if missing:
             raise MarketDataError(f"{where}: liquidation events lack column(s) {missing}")
-        events = liquidation_events[list(EVENT_COLUMNS)].copy()
+        extra = [c for c in liquidation_events.columns if c not in EVENT_COLUMNS]
+        events = liquidation_events[list(EVENT_COLUMNS) + extra].copy()
         events["timestamp"] = _to_utc_index(events["timestamp"], where)
         bad_side = ~events["side"].isin(["long", "short"])
         if bad_side.any():
@@ -412,9 +433,10 @@ def make_market(
             )
         events = events.sort_values("timestamp", kind="stable").reset_index(drop=True)
     if liquidations is not None:
-        bars = align_liquidations(liquidations, frame.index, where=f"{where} liquidations")
+        bars = align_liquidations(liquidations, frame.index, step=timeframe_to_timedelta(tf),
+                                  where=f"{where} liquidations")
     elif events is not None:
-        bars = events_to_bars(events, frame.index)
+        bars = events_to_bars(events, frame.index, timeframe_to_timedelta(tf))
     else:
         bars = None
     return Market(
