@@ -208,7 +208,10 @@ def call_with_retry(
         if log is not None:
             log.add(kind)
         try:
-            return getattr(ex, method)(*args, **kwargs)
+            result = getattr(ex, method)(*args, **kwargs)
+            if isinstance(result, list) and not result:
+                _check_body(ex)
+            return result
         except ccxt.BadSymbol as exc:
             raise UnknownSymbolError(
                 f"{what}: the exchange does not know this symbol ({_short(exc)}); "
@@ -223,7 +226,8 @@ def call_with_retry(
             break
         if log is not None:
             log.retries += 1
-        policy.sleep(_retry_after(ex, last, policy) or policy.delay(attempt + 1))
+        wait = _retry_after(ex, last, policy)
+        policy.sleep(policy.delay(attempt + 1) if wait is None else wait)
     assert last is not None
     if isinstance(last, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
         todo = "the exchange is rate-limiting this address; wait a few minutes and run it again"
@@ -234,6 +238,18 @@ def call_with_retry(
     raise ExchangeUnavailableError(
         f"{what}: {kind} failed after {policy.retries + 1} attempts ({type(last).__name__}: {_short(last)}); {todo}"
     ) from last
+
+
+def _check_body(ex) -> None:
+    """Raise ``ccxt.BadResponse`` when the last body was not JSON (ccxt then silently returns [])."""
+    import json
+
+    body = getattr(ex, "last_http_response", None)
+    if isinstance(body, str) and body.strip():
+        try:
+            json.loads(body)
+        except ValueError:
+            raise _ccxt().BadResponse(f"{ex.id} answered with malformed JSON: {body[:60]!r}") from None
 
 
 def _retry_after(ex, exc, policy: RetryPolicy) -> float | None:

@@ -196,7 +196,11 @@ def fetch_to_store(
                     rows = fetcher.liquidations(lo, c_hi)
                 covered_hi = c_hi
                 if c_hi > now - 3600 * 1000 - 2 * row_step:
+                    # recent rows may be published late: count as fetched only what arrived
+                    # (irregular series: also anything older than a quarter of an hour)
                     last = to_ms(rows["timestamp"].iloc[-1]) if len(rows) else lo - 1
+                    if kind in ("funding", "liquidations"):
+                        last = max(last, now - 15 * 60 * 1000)
                     covered_hi = min(c_hi, last)
                 store.write(ex.id, symbol, kind, period, rows,
                             covered=(lo, covered_hi) if covered_hi >= lo else None)
