@@ -33,12 +33,12 @@ _PRESETS: dict[str, dict] = {
         "description": "Mostly 3-10x: swing traders and funds.",
     },
     "retail": {
-        "leverages": [10, 20, 25, 50, 100],
-        "long": [0.20, 0.20, 0.25, 0.20, 0.15],
+        "leverages": [10, 20, 25, 50, 100, 125],
+        "long": [0.20, 0.20, 0.20, 0.15, 0.15, 0.10],
         "description": "Exchange-app retail: 10-100x.",
     },
     "degen": {
-        "leverages": [20, 25, 50, 75, 100],
+        "leverages": [25, 50, 75, 100, 125],
         "long": [0.15, 0.25, 0.20, 0.25, 0.15],
         "description": "High leverage only: levels hug the price.",
     },
