@@ -1,0 +1,688 @@
+"""Figures of engine results: the heatmap with realized bars, and the snapshot liquidation map.
+
+Pure functions: a result (and its Market) in, a ``plotly.graph_objects.Figure`` out; nothing is
+fetched or computed here beyond cropping, aggregating and formatting.
+
+Each figure is assembled from *parts*: plain dicts of trace properties keyed by a stable trace
+name, plus a dict of layout properties. :func:`heatmap_parts` and :func:`map_parts` return them;
+the figure builders turn them into traces once, and the dashboard applies new parts to its
+``FigureWidget`` in place (:func:`apply_parts`) instead of rebuilding the figure.
+
+Conventions
+-----------
+* Heatmap colour is the outstanding liquidation notional per price bin (USD), on a perceptual
+  scale (Viridis) from 0 to the 99th percentile of non-empty cells; empty and swept cells are
+  transparent, so levels that price has swept visibly disappear.
+* Rows are cropped to the price range of the candles plus a margin (the model's grid also holds
+  far low-leverage levels that would squash the picture).
+* Realized liquidations: longs red above zero, shorts green below zero, per period; the model's
+  predicted bars are drawn beside them in the same hue, lighter.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # plotly is imported lazily: ``import liqlab`` stays light
+    import plotly.graph_objects as go
+
+    from liqlab.engine import HeatmapResult, LiquidationMap
+    from liqlab.market import Market
+
+LONG_COLOUR = "#e5484d"  # red: long positions liquidated (forced sells)
+SHORT_COLOUR = "#30a46c"  # green: short positions liquidated (forced buys)
+LONG_PREDICTED = "rgba(229, 72, 77, 0.45)"
+SHORT_PREDICTED = "rgba(48, 164, 108, 0.45)"
+PRICE_COLOUR = "#f5f5f5"
+COLOURSCALE = "Viridis"
+BACKGROUND = "#0e1117"
+_BAR_PERIODS = ("5min", "15min", "30min", "1h", "2h", "4h", "6h", "12h", "1D", "3D", "7D")
+
+Parts = dict  # {"traces": {name: props}, "layout": {...}}
+
+
+# ----------------------------------------------------------------------------- helpers
+def visible_price_range(market: "Market", margin: float = 0.03) -> tuple[float, float]:
+    """The candles' low-high range widened by ``margin`` (a fraction of the range, at least 0.5 %).
+
+    Parameters
+    ----------
+    market
+        The market whose candles set the range.
+    margin
+        Extra room on each side as a fraction of the high-low range.
+
+    Returns
+    -------
+    (low, high)
+        Price bounds for the displayed rows.
+    """
+    lo = float(market.data["low"].min())
+    hi = float(market.data["high"].max())
+    pad = max((hi - lo) * margin, 0.005 * hi)
+    return lo - pad, hi + pad
+
+
+def crop_rows(prices: np.ndarray, price_range: tuple[float, float]) -> slice:
+    """The slice of ascending bin centres ``prices`` lying inside ``price_range``."""
+    lo, hi = price_range
+    start = int(np.searchsorted(prices, lo, side="left"))
+    stop = int(np.searchsorted(prices, hi, side="right"))
+    return slice(start, max(stop, start))
+
+
+def bar_period(market: "Market", max_bars: int = 300) -> str:
+    """The shortest period from a nice list giving at most ``max_bars`` bars over the market.
+
+    Never shorter than the market's own timeframe.
+    """
+    from liqlab.market import timeframe_to_timedelta
+
+    step = timeframe_to_timedelta(market.timeframe)
+    span = (market.end - market.start) + step if len(market) else step
+    for p in _BAR_PERIODS:
+        td = pd.Timedelta(p)
+        if td >= step and span / td <= max_bars:
+            return p
+    return _BAR_PERIODS[-1]
+
+
+def period_bars(frame: pd.DataFrame | None, period: str) -> pd.DataFrame:
+    """Sum per-candle ``long_usd, short_usd`` into bars of ``period`` (labelled by period start).
+
+    Returns an empty frame with those columns when ``frame`` is None or empty.
+    """
+    if frame is None or len(frame) == 0:
+        return pd.DataFrame({"long_usd": [], "short_usd": []}, index=pd.DatetimeIndex([], tz="UTC"))
+    out = frame[["long_usd", "short_usd"]].resample(period, origin="epoch", label="left").sum()
+    return out
+
+
+def period_candles(market: "Market", period: str) -> pd.DataFrame:
+    """Aggregate candles to ``period`` (open first, high max, low min, close last)."""
+    d = market.data
+    agg = d[["open", "high", "low", "close"]].resample(period, origin="epoch", label="left").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last"}
+    )
+    return agg.dropna()
+
+
+def _ms(index) -> np.ndarray:
+    """Timestamps as float milliseconds since the epoch (UTC).
+
+    Date axes read numbers as epoch milliseconds; a float array travels to the browser as a
+    binary buffer, where datetime objects would be converted and sent one by one.
+    """
+    idx = pd.DatetimeIndex(index)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    return idx.asi8.astype(np.float64) / 1e6 if len(idx) else np.zeros(0)
+
+
+def _column_close(result: "HeatmapResult", market: "Market") -> np.ndarray:
+    """Close of the candle ending each display column."""
+    close = market.column("close")
+    idx = np.clip(np.asarray(result.column_index, dtype=np.int64), 0, max(len(close) - 1, 0))
+    return close[idx] if len(close) else np.zeros(0)
+
+
+def grid_columns(z: np.ndarray, prices: np.ndarray, times_ms: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A (rows, columns) grid as flat column arrays ``x, y, z`` (column-major), empty cells NaN.
+
+    Flat numeric arrays travel to the browser as binary buffers; nested lists would be walked
+    element by element on the way. Zero or negative cells (nothing outstanding, or swept) become
+    NaN, which plotly leaves transparent.
+    """
+    n_rows, n_cols = z.shape
+    x = np.repeat(np.asarray(times_ms, dtype=np.float64), n_rows)
+    y = np.tile(np.asarray(prices, dtype=np.float64), n_cols)
+    flat = np.asarray(z, dtype=np.float32).T.ravel()
+    flat = np.where(flat > 0, flat, np.float32(np.nan)).astype(np.float32)
+    return x, y, flat
+
+
+def distance_text(dist_pct: np.ndarray) -> np.ndarray:
+    """Distance from price as short text (``"+1.2% from price"``), via a table of unique values."""
+    q = np.round(np.asarray(dist_pct, dtype=np.float64) * 10.0)
+    q = np.where(np.isfinite(q), q, 0.0).astype(np.int64)
+    uniq, inverse = np.unique(q, return_inverse=True)
+    labels = np.array([f"{u / 10:+.1f}% from price" for u in uniq], dtype=object)
+    return labels[inverse.ravel()]
+
+
+def _usd(x: float) -> str:
+    """Compact dollar text: $9.07M, $512k, $830."""
+    a = abs(x)
+    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"${x / div:,.2f}{suf}"
+    return f"${x:,.0f}"
+
+
+def _price(p: float) -> str:
+    """Price text with sensible decimals for its size."""
+    return f"{p:,.2f}" if abs(p) >= 1 else f"{p:.6g}"
+
+
+def _zmax(z: np.ndarray) -> float:
+    pos = z[z > 0]
+    if pos.size == 0:
+        return 1.0
+    return float(max(np.percentile(pos, 99.0), 1.0))
+
+
+# ----------------------------------------------------------------------------- heatmap
+def heatmap_parts(
+    result: "HeatmapResult",
+    market: "Market",
+    *,
+    side: str = "combined",
+    price_style: str = "candles",
+    margin: float = 0.03,
+    colorscale: str = COLOURSCALE,
+    max_bars: int = 300,
+    price_range: tuple[float, float] | None = None,
+    axes: Mapping[str, str] | None = None,
+) -> Parts:
+    """Trace and layout properties of the heatmap, price and realized/predicted bars.
+
+    Parameters
+    ----------
+    result, market
+        An engine result and the market it was computed on.
+    side
+        ``"combined"`` (long + short), ``"long"`` or ``"short"`` outstanding notional.
+    price_style
+        ``"candles"`` or ``"line"`` for the price drawn over the heatmap.
+    margin
+        Price margin around the candles' range for the displayed rows (fraction of the range).
+    colorscale
+        A perceptual plotly colour scale name.
+    max_bars
+        At most this many bar periods (candles are aggregated to the same period).
+    price_range
+        Explicit displayed price range; overrides ``margin``.
+    axes
+        Axis ids: ``{"x": "x", "y": "y", "bars_y": "y2"}`` by default.
+
+    Returns
+    -------
+    dict
+        ``{"traces": {name: properties}, "layout": {...}}`` with trace names ``heatmap``,
+        ``price_candles``, ``price_line``, ``realized_long``, ``predicted_long``,
+        ``realized_short``, ``predicted_short``.
+    """
+    if side not in ("combined", "long", "short"):
+        raise ValueError(f"side must be 'combined', 'long' or 'short', not {side!r}")
+    if price_style not in ("candles", "line"):
+        raise ValueError(f"price_style must be 'candles' or 'line', not {price_style!r}")
+    ax = {"x": "x", "y": "y", "bars_y": "y2", **(axes or {})}
+    grid = {"combined": result.combined, "long": result.long, "short": result.short}[side]
+    rng = price_range or visible_price_range(market, margin)
+    rows = crop_rows(result.prices, rng)
+    prices = np.asarray(result.prices[rows], dtype=np.float64)
+    z = np.asarray(grid[rows], dtype=np.float64)
+    close_col = _column_close(result, market)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = 100.0 * (prices[:, None] / close_col[None, :] - 1.0) if close_col.size else np.zeros_like(z)
+    times = _ms(result.columns)
+    hx, hy, hz = grid_columns(z, prices, times)
+    label = {"combined": "long + short", "long": "longs", "short": "shorts"}[side]
+
+    period = bar_period(market, max_bars)
+    candles = period_candles(market, period)
+    realized = period_bars(market.liquidations, period)
+    predicted = period_bars(result.predicted, period)
+    width_ms = pd.Timedelta(period).total_seconds() * 1000.0
+    half = 0.45 * width_ms
+
+    traces: dict[str, dict[str, Any]] = {
+        "heatmap": dict(
+            x=hx, y=hy, z=hz, hovertext=distance_text(dist.T.ravel()),
+            zmin=0.0, zmax=_zmax(z), colorscale=colorscale, zsmooth=False, hoverongaps=False,
+            xaxis=ax["x"], yaxis=ax["y"],
+            colorbar=dict(
+                title=dict(text=f"Outstanding liquidation notional per {result.bin_size:g} bin, {label} (USD)",
+                           side="top"),
+                orientation="h", x=0.0, xanchor="left", y=1.0, yanchor="bottom", len=0.55,
+                thickness=10, tickformat="$.2s",
+            ),
+            hovertemplate=(
+                "Price %{y:,.2f}<br>%{x|%Y-%m-%d %H:%M} UTC<br>"
+                "Notional $%{z:,.0f}<br>%{hovertext}"
+                f"<extra>{label}</extra>"
+            ),
+        ),
+        "price_candles": dict(
+            x=_ms(candles.index), open=candles["open"].to_numpy(), high=candles["high"].to_numpy(),
+            low=candles["low"].to_numpy(), close=candles["close"].to_numpy(),
+            visible=price_style == "candles", xaxis=ax["x"], yaxis=ax["y"],
+            increasing=dict(line=dict(color="#e8e8e8", width=1), fillcolor="rgba(232,232,232,0.85)"),
+            decreasing=dict(line=dict(color="#8a8f98", width=1), fillcolor="rgba(20,20,20,0.85)"),
+        ),
+        "price_line": dict(
+            x=_ms(market.index), y=market.column("close"), visible=price_style == "line",
+            xaxis=ax["x"], yaxis=ax["y"], line=dict(color=PRICE_COLOUR, width=1.2),
+            hovertemplate="Close %{y:,.2f}<extra></extra>",
+        ),
+        "realized_long": _bar(realized.index, realized["long_usd"].to_numpy(), LONG_COLOUR, -half, half,
+                              "realized longs", ax),
+        "predicted_long": _bar(predicted.index, predicted["long_usd"].to_numpy(), LONG_PREDICTED, 0.0, half,
+                               "model longs", ax),
+        "realized_short": _bar(realized.index, -realized["short_usd"].to_numpy(), SHORT_COLOUR, -half, half,
+                               "realized shorts", ax),
+        "predicted_short": _bar(predicted.index, -predicted["short_usd"].to_numpy(), SHORT_PREDICTED, 0.0,
+                                half, "model shorts", ax),
+    }
+    title = f"{market.label} · {market.start:%Y-%m-%d %H:%M} → {market.end:%Y-%m-%d %H:%M} UTC"
+    if market.liquidations is None:
+        title += " · no realized liquidations in this data"
+    layout = {
+        "title.text": title,
+        f"{_axis_key(ax['y'])}.range": [float(rng[0]), float(rng[1])],
+        f"{_axis_key(ax['bars_y'])}.title.text": f"liquidated per {period} (USD)",
+    }
+    return {"traces": traces, "layout": layout, "period": period, "rows": rows}
+
+
+def _bar(x, y, colour: str, offset_ms: float, width_ms: float, name: str, ax: Mapping[str, str]) -> dict:
+    y = np.asarray(y, dtype=np.float64)
+    return dict(
+        x=_ms(x), y=y, marker=dict(color=colour, line=dict(width=0)), offset=offset_ms, width=width_ms,
+        name=name, xaxis=ax["x"], yaxis=ax["bars_y"], customdata=np.abs(y),
+        hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>{name}: $%{{customdata:,.0f}}<extra></extra>",
+    )
+
+
+def _axis_key(axis_id: str) -> str:
+    """``"x2"`` -> ``"xaxis2"``; ``"y"`` -> ``"yaxis"``."""
+    return f"{axis_id[0]}axis{axis_id[1:]}"
+
+
+def _heatmap_layout(height: int) -> dict:
+    return dict(
+        template="plotly_dark", paper_bgcolor=BACKGROUND, plot_bgcolor=BACKGROUND, height=height,
+        margin=dict(l=60, r=20, t=90, b=40), barmode="overlay", bargap=0, showlegend=True,
+        legend=dict(orientation="h", x=1.0, xanchor="right", y=1.0, yanchor="bottom", font=dict(size=11)),
+        hovermode="closest", uirevision="keep",
+        title=dict(x=0.0, xanchor="left", y=0.99, yanchor="top", font=dict(size=14)),
+    )
+
+
+def _make_traces(traces: Mapping[str, dict]) -> list:
+    import plotly.graph_objects as go
+
+    kinds = {
+        "heatmap": go.Heatmap, "price_candles": go.Candlestick, "price_line": go.Scattergl,
+        "realized_long": go.Bar, "predicted_long": go.Bar, "realized_short": go.Bar,
+        "predicted_short": go.Bar, "map_long": go.Bar, "map_short": go.Bar,
+        "cum_long": go.Scatter, "cum_short": go.Scatter, "snapshot_price": go.Scatter,
+    }
+    out = []
+    for name, props in traces.items():
+        props = dict(props)
+        props.setdefault("name", name)
+        props["meta"] = name  # the part name; FigureWidget replaces uids, so look traces up by meta
+        if name in ("heatmap", "price_candles", "price_line", "snapshot_price"):
+            props.setdefault("showlegend", False)
+        out.append(kinds[name](**props))
+    return out
+
+
+def heatmap_figure(
+    result: "HeatmapResult",
+    market: "Market",
+    *,
+    side: str = "combined",
+    price_style: str = "candles",
+    margin: float = 0.03,
+    colorscale: str = COLOURSCALE,
+    height: int = 720,
+) -> "go.Figure":
+    """The liquidation heatmap over time with price on top and a realized-liquidation panel.
+
+    Parameters
+    ----------
+    result, market
+        An engine result and the market it was computed on.
+    side
+        ``"combined"``, ``"long"`` or ``"short"``.
+    price_style
+        ``"candles"`` or ``"line"``.
+    margin
+        Displayed price margin around the candles (fraction of their range).
+    colorscale
+        Perceptual colour scale (``"Viridis"``, ``"Inferno"``, ...).
+    height
+        Figure height in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Traces named (``meta``) ``heatmap``, ``price_candles``, ``price_line``, ``realized_long``,
+        ``predicted_long``, ``realized_short``, ``predicted_short``; the bar panel (``yaxis2``)
+        shares the time axis.
+    """
+    import plotly.graph_objects as go
+
+    parts = heatmap_parts(result, market, side=side, price_style=price_style, margin=margin,
+                          colorscale=colorscale)
+    fig = go.Figure(data=_make_traces(parts["traces"]), layout=_heatmap_layout(height))
+    fig.update_layout(
+        xaxis=dict(domain=[0, 1], anchor="y2", type="date", rangeslider=dict(visible=False), showgrid=False),
+        yaxis=dict(domain=[0.3, 1.0], title=dict(text=f"price ({_quote(market)})"), showgrid=False,
+                   tickformat=",.6~r"),
+        yaxis2=dict(domain=[0.0, 0.25], anchor="x", tickformat="$.2s", zeroline=True,
+                    zerolinecolor="#666"),
+    )
+    _apply_layout(fig, parts["layout"])
+    return fig
+
+
+def _quote(market: "Market") -> str:
+    sym = market.symbol.split(":")[0].replace("/", "")
+    for q in ("USDT", "USDC", "USD", "BUSD"):
+        if sym.endswith(q):
+            return q
+    return "quote"
+
+
+def _apply_layout(fig, layout: Mapping[str, Any]) -> None:
+    """Set dotted layout paths (``"yaxis.range"``) on a figure."""
+    fig.update_layout({k.replace(".", "_"): v for k, v in layout.items()})
+
+
+# ----------------------------------------------------------------------------- liquidation map
+def map_parts(
+    snapshot: "LiquidationMap",
+    *,
+    price_range: tuple[float, float] | None = None,
+    span_pct: float = 15.0,
+    threshold: float = 0.5,
+    axes: Mapping[str, str] | None = None,
+) -> Parts:
+    """Trace and layout properties of a snapshot liquidation map.
+
+    Parameters
+    ----------
+    snapshot
+        A :class:`~liqlab.engine.LiquidationMap` (``HeatmapResult.snapshot(when)``).
+    price_range
+        Displayed price range; default ``price ± span_pct %``.
+    span_pct
+        Half-width of the default range, in percent of the price.
+    threshold
+        A cluster is a bin holding at least this share of its side's largest bin.
+    axes
+        Axis ids ``{"x": "x", "y": "y", "cum_x": "x2"}`` by default.
+
+    Returns
+    -------
+    dict
+        ``{"traces": {...}, "layout": {...}, "clusters": {"long": ..., "short": ...}}`` with trace
+        names ``map_long``, ``map_short``, ``cum_long``, ``cum_short``, ``snapshot_price``; the
+        layout holds the price line and the cluster annotations.
+    """
+    ax = {"x": "x", "y": "y", "cum_x": "x2", **(axes or {})}
+    price = float(snapshot.price)
+    rng = price_range or (price * (1 - span_pct / 100.0), price * (1 + span_pct / 100.0))
+    rows = crop_rows(snapshot.prices, rng)
+    prices = np.asarray(snapshot.prices[rows], dtype=np.float64)
+    long_usd = np.asarray(snapshot.long_usd[rows], dtype=np.float64)
+    short_usd = np.asarray(snapshot.short_usd[rows], dtype=np.float64)
+    cum_long = np.asarray(snapshot.cum_long[rows], dtype=np.float64)
+    cum_short = np.asarray(snapshot.cum_short[rows], dtype=np.float64)
+    dist = 100.0 * (prices / price - 1.0)
+    lev_long = _share_text(snapshot, "long", rows)
+    lev_short = _share_text(snapshot, "short", rows)
+    below, above = prices <= price, prices >= price
+    traces = {
+        "map_long": dict(
+            x=long_usd, y=prices, orientation="h", name="long liquidations (levels below)",
+            marker=dict(color=LONG_COLOUR, line=dict(width=0)), xaxis=ax["x"], yaxis=ax["y"],
+            customdata=np.column_stack([dist, cum_long]), hovertext=lev_long,
+            hovertemplate=("Price %{y:,.2f} (%{customdata[0]:+.2f}% from price)<br>"
+                           "Longs liquidated here $%{x:,.0f}<br>"
+                           "If price falls here: $%{customdata[1]:,.0f} in total<br>"
+                           "%{hovertext}<extra></extra>"),
+        ),
+        "map_short": dict(
+            x=short_usd, y=prices, orientation="h", name="short liquidations (levels above)",
+            marker=dict(color=SHORT_COLOUR, line=dict(width=0)), xaxis=ax["x"], yaxis=ax["y"],
+            customdata=np.column_stack([dist, cum_short]), hovertext=lev_short,
+            hovertemplate=("Price %{y:,.2f} (%{customdata[0]:+.2f}% from price)<br>"
+                           "Shorts liquidated here $%{x:,.0f}<br>"
+                           "If price rises here: $%{customdata[1]:,.0f} in total<br>"
+                           "%{hovertext}<extra></extra>"),
+        ),
+        "cum_long": dict(
+            x=np.where(below, cum_long, np.nan), y=prices, mode="lines", name="cumulative longs",
+            line=dict(color=LONG_COLOUR, width=2, dash="dot"), xaxis=ax["cum_x"], yaxis=ax["y"],
+            hovertemplate="If price falls to %{y:,.2f}: $%{x:,.0f} of longs<extra></extra>",
+        ),
+        "cum_short": dict(
+            x=np.where(above, cum_short, np.nan), y=prices, mode="lines", name="cumulative shorts",
+            line=dict(color=SHORT_COLOUR, width=2, dash="dot"), xaxis=ax["cum_x"], yaxis=ax["y"],
+            hovertemplate="If price rises to %{y:,.2f}: $%{x:,.0f} of shorts<extra></extra>",
+        ),
+    }
+    clusters = {s: snapshot.nearest_cluster(s, threshold) for s in ("long", "short")}
+    xref = ax["x"]
+    yref = ax["y"]
+    annotations = [
+        dict(xref=f"{xref} domain", yref=yref, x=1.0, y=price, xanchor="right", yanchor="bottom",
+             text=f"price {_price(price)} · {snapshot.time:%Y-%m-%d %H:%M} UTC", showarrow=False,
+             font=dict(color=PRICE_COLOUR, size=11), name="price"),
+    ]
+    for s, hit in clusters.items():
+        if hit is None:
+            continue
+        p, notional, d = hit
+        colour = LONG_COLOUR if s == "long" else SHORT_COLOUR
+        annotations.append(dict(
+            xref=xref, yref=yref, x=notional, y=p, ax=-50, ay=(20 if s == "long" else -20),
+            text=f"{s} cluster {_price(p)} ({d:+.2f}%) · {_usd(notional)}", showarrow=True,
+            arrowcolor=colour, arrowhead=2, font=dict(color=colour, size=11),
+            bgcolor="rgba(14,17,23,0.8)", name=f"{s}_cluster",
+        ))
+    shapes = [dict(type="line", xref=f"{xref} domain", yref=yref, x0=0, x1=1, y0=price, y1=price,
+                   line=dict(color=PRICE_COLOUR, width=1.5, dash="dash"), name="price")]
+    layout = {
+        f"{_axis_key(ax['y'])}.range": [float(rng[0]), float(rng[1])],
+        "annotations": annotations,
+        "shapes": shapes,
+    }
+    return {"traces": traces, "layout": layout, "clusters": clusters, "rows": rows}
+
+
+def _share_text(snapshot: "LiquidationMap", side: str, rows: slice) -> list[str]:
+    """Per-bin text like ``10x 30% · 25x 45% · 50x 25%`` (tiers holding at least 1 %)."""
+    share = snapshot.leverage_share(side)[:, rows]
+    labels = [f"{lev:g}x" for lev in snapshot.leverages]
+    out = []
+    for col in share.T:
+        if not np.isfinite(col).any():
+            out.append("no open positions")
+            continue
+        parts = [f"{lab} {v * 100:.0f}%" for lab, v in zip(labels, col) if np.isfinite(v) and v >= 0.01]
+        out.append("leverage: " + " · ".join(parts))
+    return out
+
+
+def _map_layout(height: int) -> dict:
+    base = _heatmap_layout(height)
+    base.update(barmode="overlay", bargap=0.0, margin=dict(l=60, r=20, t=70, b=40))
+    return base
+
+
+def liquidation_map_figure(
+    snapshot: "LiquidationMap",
+    *,
+    price_range: tuple[float, float] | None = None,
+    span_pct: float = 15.0,
+    threshold: float = 0.5,
+    title: str | None = None,
+    height: int = 640,
+) -> "go.Figure":
+    """The liquidation map at one moment: notional per price level with cumulative curves.
+
+    Parameters
+    ----------
+    snapshot
+        ``HeatmapResult.snapshot(when)``.
+    price_range
+        Displayed price range (default ``price ± span_pct %``).
+    span_pct
+        Half-width of the default range in percent.
+    threshold
+        Cluster threshold: share of the side's largest bin (see ``LiquidationMap.nearest_cluster``).
+    title
+        Figure title (default: the snapshot time and price).
+    height
+        Figure height in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Horizontal bars per level (long red below the price, short green above) on ``xaxis``,
+        cumulative curves running away from the price on ``xaxis2`` (top), the price as a dashed
+        line and the nearest large cluster on each side annotated with its distance in %.
+    """
+    import plotly.graph_objects as go
+
+    parts = map_parts(snapshot, price_range=price_range, span_pct=span_pct, threshold=threshold)
+    fig = go.Figure(data=_make_traces(parts["traces"]), layout=_map_layout(height))
+    fig.update_layout(
+        title=dict(text=title or f"Liquidation map at {snapshot.time:%Y-%m-%d %H:%M} UTC"),
+        xaxis=dict(title=dict(text="notional per level (USD)"), tickformat="$.2s", showgrid=False),
+        xaxis2=dict(overlaying="x", side="top", tickformat="$.2s", showgrid=False,
+                    title=dict(text="cumulative (USD)", font=dict(size=11))),
+        yaxis=dict(title=dict(text="price"), tickformat=",.6~r", showgrid=False),
+    )
+    _apply_layout(fig, parts["layout"])
+    return fig
+
+
+# ----------------------------------------------------------------------------- explorer
+def explorer_figure(
+    result: "HeatmapResult",
+    market: "Market",
+    snapshot: "LiquidationMap",
+    *,
+    side: str = "combined",
+    price_style: str = "candles",
+    margin: float = 0.03,
+    height: int = 760,
+    widget: bool = False,
+):
+    """Heatmap, realized bars and the snapshot map side by side on one shared price axis.
+
+    One figure (rather than two) keeps a published page to a single copy of plotly.js.
+
+    Parameters
+    ----------
+    result, market, snapshot
+        Engine result, its market, and ``result.snapshot(when)``.
+    side, price_style, margin
+        As in :func:`heatmap_figure`.
+    height
+        Figure height in pixels.
+    widget
+        Return a ``plotly.graph_objects.FigureWidget`` (for ipywidgets) instead of a Figure.
+    """
+    import plotly.graph_objects as go
+
+    parts = explorer_parts(result, market, snapshot, side=side, price_style=price_style, margin=margin)
+    cls = go.FigureWidget if widget else go.Figure
+    fig = cls(data=_make_traces(parts["traces"]), layout=_heatmap_layout(height))
+    fig.update_layout(
+        xaxis=dict(domain=[0, 0.74], anchor="y2", type="date", rangeslider=dict(visible=False), showgrid=False),
+        yaxis=dict(domain=[0.3, 1.0], title=dict(text=f"price ({_quote(market)})"), showgrid=False,
+                   tickformat=",.6~r"),
+        yaxis2=dict(domain=[0.0, 0.25], anchor="x", tickformat="$.2s", zeroline=True, zerolinecolor="#666"),
+        xaxis2=dict(domain=[0.77, 1.0], anchor="y", tickformat="$.2s", showgrid=False,
+                    title=dict(text="per level (USD)", font=dict(size=11))),
+        xaxis3=dict(overlaying="x2", side="top", anchor="y", tickformat="$.2s", showgrid=False,
+                    showticklabels=True, tickfont=dict(size=9)),
+        yaxis3=dict(matches="y", overlaying="y", visible=False),
+    )
+    _apply_layout(fig, parts["layout"])
+    return fig
+
+
+def explorer_parts(
+    result: "HeatmapResult",
+    market: "Market",
+    snapshot: "LiquidationMap",
+    *,
+    side: str = "combined",
+    price_style: str = "candles",
+    margin: float = 0.03,
+) -> Parts:
+    """Parts of :func:`explorer_figure`: heatmap parts plus map parts on ``x2``/``x3``."""
+    rng = visible_price_range(market, margin)
+    hm = heatmap_parts(result, market, side=side, price_style=price_style, price_range=rng)
+    mp = map_parts(snapshot, price_range=rng, axes={"x": "x2", "y": "y", "cum_x": "x3"})
+    # the snapshot time as a vertical line on the heatmap, the price line on the map
+    t_ms = float(_ms([snapshot.time])[0])
+    snap_line = dict(type="line", xref="x", yref="y domain", x0=t_ms, x1=t_ms, y0=0, y1=1,
+                     line=dict(color="#ffffff", width=1, dash="dot"), name="snapshot_time")
+    layout = {**hm["layout"], **mp["layout"]}
+    layout["shapes"] = [snap_line, *mp["layout"]["shapes"]]
+    return {"traces": {**hm["traces"], **mp["traces"]}, "layout": layout, "clusters": mp["clusters"],
+            "period": hm["period"]}
+
+
+# ----------------------------------------------------------------------------- in-place update
+def apply_parts(fig, parts: Parts, previous: Parts | None = None) -> None:
+    """Write new parts into an existing figure (or FigureWidget), trace by trace, in one batch.
+
+    Traces are found by ``meta`` (the part name). Values equal to those in ``previous`` (the parts
+    applied last time) are skipped, so that a leverage change, for instance, sends only new colours.
+    """
+    by_uid = {t.meta: t for t in fig.data}
+    old_traces = (previous or {}).get("traces", {})
+    ctx = fig.batch_update() if hasattr(fig, "batch_update") else _null()
+    with ctx:
+        for name, props in parts["traces"].items():
+            trace = by_uid.get(name)
+            if trace is None:
+                continue
+            before = old_traces.get(name, {})
+            changes = {k: v for k, v in props.items()
+                       if k not in ("xaxis", "yaxis") and not (k in before and _same(before[k], v))}
+            if changes:
+                trace.update(changes)
+        old_layout = (previous or {}).get("layout", {})
+        _apply_layout(fig, {k: v for k, v in parts["layout"].items()
+                            if not (k in old_layout and _same(old_layout[k], v))})
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _same(old, new) -> bool:
+    """Cheap equality for trace values (arrays, lists, scalars); False when unsure or costly."""
+    if old is None or isinstance(new, dict):
+        return False
+    try:
+        if isinstance(new, np.ndarray) or isinstance(old, np.ndarray):
+            a, b = np.asarray(old), np.asarray(new)
+            if a.shape != b.shape or a.dtype != b.dtype:
+                return False
+            if a.dtype.kind in "fiub":
+                return bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+            return a.ndim == 1 and bool((a == b).all())
+        if isinstance(new, list):
+            return isinstance(old, list) and len(old) == len(new) and old == new
+        return bool(old == new)
+    except (TypeError, ValueError):
+        return False
