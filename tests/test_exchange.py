@@ -189,3 +189,25 @@ def test_liquidation_rows_are_normalised():
     inverse = {"contractSize": 100.0, "inverse": True}
     assert liquidation_row({"timestamp": 1, "side": "buy", "price": 50_000.0, "contracts": 3.0}, inverse) == (1, "short", 50_000.0, 300.0)
     assert liquidation_row({"timestamp": 1, "price": 1.0, "contracts": 1.0}, linear)[1] is None
+
+
+def test_rest_liquidations_paginate_into_events():
+    class GateLike:  # the three attributes Fetcher uses, answering like ccxt's fetch_liquidations
+        id = "gate"
+        has = {"fetchLiquidations": True}
+        markets = {SYM: {"contractSize": 0.0001, "inverse": False}}
+
+        def __init__(self):
+            self.calls = []
+
+        def fetch_liquidations(self, symbol, since, limit, params):
+            self.calls.append((since, params["until"], limit))
+            times = [t for t in range(-(-since // 400) * 400, params["until"] + 1, 400)][:limit]
+            return [{"timestamp": t, "side": "sell" if t % 800 else "buy", "price": 50_000.0, "contracts": 10.0}
+                    for t in times]
+
+    ex = GateLike()
+    events = Fetcher(ex, SYM, policy=FAST).liquidations(0, 1_000_000 - 1)
+    assert len(events) == 2500 and len(ex.calls) >= 3 and all(c[2] == 1000 for c in ex.calls)
+    assert set(events["side"]) == {"long", "short"} and events["notional"].iloc[0] == pytest.approx(50.0)
+    assert str(events["timestamp"].dtype).startswith("datetime64")

@@ -526,6 +526,7 @@ class Fetcher:
         # liquidations are irregular: size windows as one event per second
         rows = paginate(page, start, end, 1000, page_limit(self.ex.id, "liquidations"))
         frame = pd.DataFrame(rows, columns=["timestamp", "side", "price", "notional"]).dropna()
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("int64"), unit="ms", utc=True)
         return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
