@@ -189,6 +189,9 @@ The weights are tilted over time by a hidden "crowding" factor (AR(1), half-life
 with `(L/10)**(-{d.crowding_tilt:g}*c)`. The long/short ratio (`exp(0.25 c + noise)`) and funding
 (`1e-4 + 1.5e-4 c + noise`) carry a noisy view of it.
 
+Daily vol is the base level of the GARCH process; realized volatility comes out higher because
+liquidations feed back into the price.
+
 | symbol | start price | daily vol | target OI | median trader size (USD) | brackets | seed |
 | --- | --- | --- | --- | --- | --- | --- |
 {rows}
