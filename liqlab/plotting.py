@@ -119,7 +119,8 @@ def _ms(index) -> np.ndarray:
     idx = pd.DatetimeIndex(index)
     if idx.tz is not None:
         idx = idx.tz_convert("UTC").tz_localize(None)
-    return idx.asi8.astype(np.float64) / 1e6 if len(idx) else np.zeros(0)
+    # the index unit may be s, ms, us or ns: convert explicitly
+    return idx.as_unit("ms").asi8.astype(np.float64) if len(idx) else np.zeros(0)
 
 
 def _column_close(result: "HeatmapResult", market: "Market") -> np.ndarray:

@@ -1,0 +1,113 @@
+"""``liqlab app``: serve the published notebooks (:mod:`liqlab.apps`) with Voila, hardened.
+
+Visitors see the rendered widgets only: no source, no tracebacks, no code execution (the kernel
+websocket forwards widget messages only), kernels of closed tabs culled when idle, a timeout per
+cell, and preheated kernels so the first page renders quickly. Cells tagged ``selftest`` run in
+the test suite and are skipped here.
+
+Publishing to a team: keep the server on 127.0.0.1 and put an authenticating reverse proxy in
+front of it (for example an OAuth proxy or JupyterHub's ``voila`` service); Voila itself has no
+user accounts. ``--token`` adds Jupyter's token check as a minimal gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from liqlab.apps import PUBLISHED, published_paths
+
+#: Kernel messages a visitor's browser may send: widget traffic and kernel info, nothing that runs code.
+ALLOWED_MESSAGES = ("comm_open", "comm_msg", "comm_close", "comm_info_request", "kernel_info_request")
+
+
+def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: int = 1,
+                  cell_timeout: int = 120, cull_idle: int = 900, token: str | None = None) -> list[str]:
+    """The ``voila`` command line serving ``folder`` in tree mode with hardened settings.
+
+    Parameters
+    ----------
+    folder
+        Folder holding only the published notebooks.
+    port, ip
+        Where to listen (keep ``127.0.0.1`` behind a proxy).
+    pool_size
+        Preheated kernels kept ready per notebook.
+    cell_timeout
+        Seconds a cell may run while the page renders.
+    cull_idle
+        Seconds after which an idle kernel (a closed tab) is shut down.
+    token
+        Jupyter token required in the URL (None: no token).
+    """
+    allowed = "[" + ",".join(f"'{m}'" for m in ALLOWED_MESSAGES) + "]"
+    cmd = [
+        sys.executable, "-m", "voila", str(folder),
+        "--no-browser", f"--Voila.ip={ip}", f"--port={port}",
+        "--strip_sources=True",
+        "--show_tracebacks=False",
+        "--VoilaExecutor.show_tracebacks=False",
+        f"--VoilaExecutor.timeout={int(cell_timeout)}",
+        "--VoilaExecutor.skip_cells_with_tag=selftest",
+        "--preheat_kernel=True",
+        f"--VoilaConfiguration.default_pool_size={int(pool_size)}",
+        f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
+        "--MappingKernelManager.cull_interval=60",
+        f"--MappingKernelManager.allowed_message_types={allowed}",
+        "--theme=dark",
+    ]
+    cmd.append(f"--token={token}" if token else "--token=")
+    return cmd
+
+
+def stage_notebooks(dest: Path, source: Path | None = None) -> Path:
+    """Copy the published notebooks (only those) into ``dest`` and return it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in published_paths(source):
+        shutil.copy2(path, dest / path.name)
+    return dest
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    """Run Voila until interrupted."""
+    with tempfile.TemporaryDirectory(prefix="liqlab-app-") as tmp:
+        folder = stage_notebooks(Path(tmp) / "apps", Path(args.notebooks) if args.notebooks else None)
+        cmd = voila_command(folder, port=args.port, ip=args.ip, pool_size=args.pool_size,
+                            cell_timeout=args.cell_timeout, cull_idle=args.cull_idle, token=args.token)
+        env = dict(os.environ)
+        # exports from the apps land next to where the command was started, not in the temp folder
+        env.setdefault("LIQLAB_EXPORT_DIR", str(Path.cwd() / "exports"))
+        names = ", ".join(PUBLISHED)
+        print(f"liqlab app: serving {names} on http://{args.ip}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+        proc = subprocess.Popen(cmd, env=env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            return 130
+
+
+def register(subparsers) -> None:
+    """Add ``liqlab app`` to the command line."""
+    p = subparsers.add_parser(
+        "app", help="serve the published dashboards with Voila",
+        description="Serve the published notebooks (liqlab.apps.PUBLISHED) as Voila apps: no source, no "
+                    "tracebacks, widget messages only, idle kernels culled, preheated kernels.",
+    )
+    p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--pool-size", type=int, default=1, help="preheated kernels per notebook (default 1)")
+    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell while rendering (default 120)")
+    p.add_argument("--cull-idle", type=int, default=900, help="shut idle kernels after this many seconds (default 900)")
+    p.add_argument("--token", default=None, help="require this Jupyter token in the URL (default: none)")
+    p.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # another notebooks folder (tests)
+    p.set_defaults(func=cmd_app)
