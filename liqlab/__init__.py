@@ -1,11 +1,43 @@
 """liqlab: liquidation heatmaps for crypto perpetual futures.
 
-Light at import: heavy modules (numba kernels, plotly, ccxt) load when first used.
+Light at import: heavy modules (numba kernels, plotly, ccxt) load when first used. The most used
+names are reachable from the top level::
+
+    import liqlab
+    market = liqlab.load_sample("BTCUSDT")
+    result = liqlab.compute_heatmap(market, mix="balanced")
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from liqlab.market import Market, MarketDataError, make_market
 
 __version__ = "0.1.0"
-__all__ = ["Market", "MarketDataError", "make_market", "__version__"]
+
+# name -> module, imported on first access
+_LAZY = {
+    "load_sample": "liqlab.datasets",
+    "sample_symbols": "liqlab.datasets",
+    "ModelParams": "liqlab.engine",
+    "compute_heatmap": "liqlab.engine",
+    "predict_liquidations": "liqlab.engine",
+    "EngineError": "liqlab.engine",
+    "LeverageMix": "liqlab.leverage",
+    "BracketTable": "liqlab.brackets",
+    "liquidation_price": "liqlab.brackets",
+    "scorecard": "liqlab.validation",
+    "load_market_file": "liqlab.sources.csv_files",
+}
+
+__all__ = ["Market", "MarketDataError", "make_market", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'liqlab' has no attribute {name!r}")
