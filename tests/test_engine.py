@@ -231,16 +231,15 @@ def test_no_lookahead_cutting_the_future_leaves_the_past_unchanged(seed, n, cut,
     np.testing.assert_allclose(b.short_usd, a.short_usd[shift:shift + b.prices.size], rtol=1e-12, atol=1e-9)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("half_life", [None, 24.0])
+@pytest.mark.parametrize("seed, half_life", [(1, None), (2, 24.0)])
 def test_kernel_equals_python_twin_and_object_reference(seed, half_life):
-    m = random_market(seed, 400)
+    m = random_market(seed, 250)
     prep = prepare(m, ModelParams(half_life_hours=half_life, tilt="taker"))
     k = prep.leverages.size
     args = (prep.high, prep.low, prep.entry_lo, prep.entry_hi, prep.new_long, prep.new_short, prep.drop,
             prep.churn, prep.oi_prev, prep.long_factor, prep.short_factor, np.arange(k, dtype=np.int64),
             prep.decay_per_tier.copy(), prep.grid.p0, prep.grid.step, prep.grid.n_bins,
-            np.array([99, 399], np.int64), np.zeros(0, np.float32))
+            np.array([99, 249], np.int64), np.zeros(0, np.float32))
     fast = run_engine(*args)
     slow = run_engine.py_func(*args)
     for x, y in zip(fast, slow):
