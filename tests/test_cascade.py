@@ -259,7 +259,7 @@ def test_invalid_inputs_raise_clear_errors():
 def test_population_from_the_synthetic_generator():
     from liqlab.synth import SynthParams, simulate
 
-    run = simulate(SynthParams(n_candles=288, burn_in_days=1.0, open_interest=1e9, seed=2))
+    run = simulate(SynthParams(n_candles=144, burn_in_days=0.5, open_interest=1e9, seed=2))
     pop = population_from_synth(run)
     assert len(pop) > 1_000
     assert pop.price == run.full.close.iloc[-1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,8 @@ from liqlab.synth import HIDDEN_MIX, SynthError, SynthParams, draw_noise, simula
 
 
 def small(**kw) -> SynthParams:
-    """Two days of 5-minute candles after a one-day burn-in."""
-    base = dict(n_candles=576, burn_in_days=1.0, open_interest=1e9, seed=7)
+    """One day of 5-minute candles after a half-day burn-in."""
+    base = dict(n_candles=288, burn_in_days=0.5, open_interest=1e9, seed=7)
     base.update(kw)
     return SynthParams(**base)
 
@@ -100,7 +99,7 @@ def test_different_seeds_differ():
 
 
 def test_numba_kernel_equals_its_python_twin():
-    params = small(n_candles=300)
+    params = small(n_candles=200)
     fast, slow = simulate(params), simulate(params, python=True)
     pd.testing.assert_frame_equal(fast.full, slow.full, check_exact=True)
     pd.testing.assert_frame_equal(fast.positions, slow.positions, check_exact=True)
@@ -127,7 +126,7 @@ def test_conservation_opened_equals_open_plus_closed_plus_liquidated(seed):
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_liquidations_happen_exactly_where_the_range_reached_a_level(seed):
-    res = simulate(small(seed=seed, n_candles=288, depth_1pct=0.05))
+    res = simulate(small(seed=seed, depth_1pct=0.05))
     full, pos = res.full, res.positions
     low, high = full.low.to_numpy(), full.high.to_numpy()
     n = len(full)
@@ -158,7 +157,7 @@ def test_cascades_emerge_from_the_feedback():
 def test_market_is_labelled_and_complete():
     m = simulate(small()).market
     assert m.synthetic and m.exchange == "synthetic" and m.timeframe == "5m"
-    assert len(m) == 576
+    assert len(m) == 288
     for col in ("funding_rate", "long_short_ratio", "taker_buy_volume"):
         assert col in m.data and np.isfinite(m.data[col]).all()
     assert (m.data.taker_buy_volume <= m.data.volume + 1e-9).all()
