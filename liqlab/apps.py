@@ -12,6 +12,7 @@ from pathlib import Path
 PUBLISHED: tuple[str, ...] = (
     "02_explorer.ipynb",
     "03_liquidation_map.ipynb",
+    "05_cascade_lab.ipynb",
 )
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
