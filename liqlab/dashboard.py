@@ -328,18 +328,23 @@ class Dashboard:
         self.w_export_parquet.on_click(lambda _b: self._guarded(self.export, "parquet"))
         self.w_export_html.on_click(lambda _b: self._guarded(self.export, "html"))
 
-        self.figure = self._empty_figure()
+        # The figure is created from the first result: a FigureWidget's initial data is what a
+        # page opened later (Voila) receives; updates sent before any view exists are not replayed.
+        self.figure = None
+        self.refresh()
+        if self.figure is None:
+            self.figure = self._new_figure(None)
         self._wire()
         self.layout = self._build_layout()
-        self.refresh()
 
     # -------------------------------------------------------------------------- building
-    def _empty_figure(self):
+    def _new_figure(self, parts: dict | None):
+        """The FigureWidget, with ``parts`` as its initial data (empty traces when None)."""
         import plotly.graph_objects as go
 
-        names = ["heatmap", "price_candles", "price_line", "realized_long", "predicted_long", "realized_short",
+        names = ["time_anchor", "heatmap", "price_candles", "price_line", "realized_long", "predicted_long", "realized_short",
                  "predicted_short", "map_long", "map_short", "cum_long", "cum_short"]
-        traces = plotting._make_traces({n: {} for n in names})
+        traces = plotting._make_traces(parts["traces"] if parts else {n: {} for n in names})
         for t in traces:
             if t.type == "bar" and t.meta.startswith("map_"):
                 t.update(orientation="h", xaxis="x2", yaxis="y")
@@ -348,7 +353,7 @@ class Dashboard:
             elif t.type == "bar":
                 t.update(xaxis="x", yaxis="y2")
         split = 0.74 if self.view == "explorer" else 0.42
-        fig = go.FigureWidget(data=traces, layout=plotting._heatmap_layout(self.height))
+        fig = go.Figure(data=traces, layout=plotting._heatmap_layout(self.height))
         fig.update_layout(
             xaxis=dict(domain=[0, split], anchor="y2", type="date", rangeslider=dict(visible=False), showgrid=False),
             yaxis=dict(domain=[0.3, 1.0], showgrid=False, tickformat=",.6~r"),
@@ -357,9 +362,12 @@ class Dashboard:
                         title=dict(text="liquidation map: per level (USD)", font=dict(size=11))),
             xaxis3=dict(overlaying="x2", side="top", anchor="y", tickformat="$.2s", showgrid=False,
                         tickfont=dict(size=9)),
-            legend=dict(orientation="h", x=1.0, xanchor="right", y=1.06, yanchor="bottom", font=dict(size=10)),
         )
-        return fig
+        if parts:
+            plotting._apply_layout(fig, parts["layout"])
+        # built as a Figure first: a FigureWidget ships the data and layout it was created with,
+        # and a page opened later (Voila) would miss changes made before it was displayed
+        return go.FigureWidget(fig)
 
     def _build_layout(self):
         W = self._W
@@ -665,7 +673,10 @@ class Dashboard:
         pos = self._snapshot_position(result, market)
         snapshot = result.snapshot(pos)
         parts = self._explorer_parts(result, market, snapshot, inp)
-        plotting.apply_parts(self.figure, parts, self._parts)
+        if self.figure is None:
+            self.figure = self._new_figure(parts)
+        else:
+            plotting.apply_parts(self.figure, parts, self._parts)
         self._parts = parts
         self.loaded, self.market, self.result, self.snapshot, self.inputs = loaded, market, result, snapshot, inp
         self._sync_time_slider(len(market), pos)

@@ -240,7 +240,15 @@ def heatmap_parts(
     width_ms = pd.Timedelta(period).total_seconds() * 1000.0
     half = 0.45 * width_ms
 
+    span = pd.DatetimeIndex([market.start, market.end])
     traces: dict[str, dict[str, Any]] = {
+        # First on the time axis, with ISO dates: plotly.js re-guesses an axis type from the
+        # first trace whenever x data change, and must keep guessing "date" (the others send ms).
+        "time_anchor": dict(
+            x=[t.strftime("%Y-%m-%d %H:%M:%S") for t in span.tz_convert("UTC")],
+            y=[float(prices[0]) if prices.size else 0.0] * 2, mode="markers", marker=dict(opacity=0, size=1),
+            hoverinfo="skip", xaxis=ax["x"], yaxis=ax["y"],
+        ),
         "heatmap": dict(
             x=hx, y=hy, z=hz, hovertext=distance_text(dist.T.ravel()),
             zmin=0.0, zmax=_zmax(z), colorscale=colorscale, zsmooth=False, hoverongaps=False,
@@ -306,8 +314,8 @@ def _axis_key(axis_id: str) -> str:
 def _heatmap_layout(height: int) -> dict:
     return dict(
         template="plotly_dark", paper_bgcolor=BACKGROUND, plot_bgcolor=BACKGROUND, height=height,
-        margin=dict(l=60, r=20, t=90, b=40), barmode="overlay", bargap=0, showlegend=True,
-        legend=dict(orientation="h", x=1.0, xanchor="right", y=1.0, yanchor="bottom", font=dict(size=11)),
+        margin=dict(l=60, r=20, t=90, b=70), barmode="overlay", bargap=0, showlegend=True,
+        legend=dict(orientation="h", x=0.0, xanchor="left", y=-0.06, yanchor="top", font=dict(size=11)),
         hovermode="closest", uirevision="keep",
         title=dict(x=0.0, xanchor="left", y=0.99, yanchor="top", font=dict(size=14)),
     )
@@ -317,7 +325,7 @@ def _make_traces(traces: Mapping[str, dict]) -> list:
     import plotly.graph_objects as go
 
     kinds = {
-        "heatmap": go.Heatmap, "price_candles": go.Candlestick, "price_line": go.Scattergl,
+        "time_anchor": go.Scatter, "heatmap": go.Heatmap, "price_candles": go.Candlestick, "price_line": go.Scattergl,
         "realized_long": go.Bar, "predicted_long": go.Bar, "realized_short": go.Bar,
         "predicted_short": go.Bar, "map_long": go.Bar, "map_short": go.Bar,
         "cum_long": go.Scatter, "cum_short": go.Scatter, "snapshot_price": go.Scatter,
@@ -327,7 +335,7 @@ def _make_traces(traces: Mapping[str, dict]) -> list:
         props = dict(props)
         props.setdefault("name", name)
         props["meta"] = name  # the part name; FigureWidget replaces uids, so look traces up by meta
-        if name in ("heatmap", "price_candles", "price_line", "snapshot_price"):
+        if name in ("time_anchor", "heatmap", "price_candles", "price_line", "snapshot_price"):
             props.setdefault("showlegend", False)
         out.append(kinds[name](**props))
     return out
@@ -363,7 +371,7 @@ def heatmap_figure(
     Returns
     -------
     plotly.graph_objects.Figure
-        Traces named (``meta``) ``heatmap``, ``price_candles``, ``price_line``, ``realized_long``,
+        Traces named (``meta``) ``time_anchor`` (invisible, keeps the axis a date axis), ``heatmap``, ``price_candles``, ``price_line``, ``realized_long``,
         ``predicted_long``, ``realized_short``, ``predicted_short``; the bar panel (``yaxis2``)
         shares the time axis.
     """
@@ -597,8 +605,7 @@ def explorer_figure(
     import plotly.graph_objects as go
 
     parts = explorer_parts(result, market, snapshot, side=side, price_style=price_style, margin=margin)
-    cls = go.FigureWidget if widget else go.Figure
-    fig = cls(data=_make_traces(parts["traces"]), layout=_heatmap_layout(height))
+    fig = go.Figure(data=_make_traces(parts["traces"]), layout=_heatmap_layout(height))
     fig.update_layout(
         xaxis=dict(domain=[0, 0.74], anchor="y2", type="date", rangeslider=dict(visible=False), showgrid=False),
         yaxis=dict(domain=[0.3, 1.0], title=dict(text=f"price ({_quote(market)})"), showgrid=False,
@@ -611,7 +618,8 @@ def explorer_figure(
         yaxis3=dict(matches="y", overlaying="y", visible=False),
     )
     _apply_layout(fig, parts["layout"])
-    return fig
+    # a FigureWidget ships what it was created with: create it from the finished figure
+    return go.FigureWidget(fig) if widget else fig
 
 
 def explorer_parts(

@@ -19,8 +19,12 @@ def dash(tmp_path_factory):
     return Dashboard("BTCUSDT", window="7d", debounce=0, export_dir=tmp_path_factory.mktemp("exports"))
 
 
+def _hm(d):
+    return next(t for t in d.figure.data if t.meta == "heatmap")
+
+
 def _z(d):
-    return np.asarray(d.figure.data[0].z).copy()
+    return np.asarray(_hm(d).z).copy()
 
 
 def _reset(d):
@@ -33,7 +37,7 @@ def test_initial_render_and_status(dash):
     assert dash.result is not None and not dash.error
     assert len(dash.market) == 7 * 288
     assert "bundled sample" in dash.status.value and "2025-" in dash.status.value
-    hm = dash.figure.data[0]
+    hm = _hm(dash)
     assert hm.meta == "heatmap" and np.isfinite(np.asarray(hm.z, dtype=float)).any()
     rows = len(np.unique(hm.y))
     assert 100 <= rows <= 1500
@@ -47,11 +51,11 @@ def test_initial_render_and_status(dash):
 def test_changes_update_figure(dash, change):
     _reset(dash)
     before = _z(dash)
-    before_x = np.asarray(dash.figure.data[0].x).copy()
+    before_x = np.asarray(_hm(dash).x).copy()
     assert dash.set(**change), dash.message
     after = _z(dash)
     changed = after.shape != before.shape or not np.array_equal(after, before, equal_nan=True)
-    changed = changed or not np.array_equal(before_x, np.asarray(dash.figure.data[0].x))
+    changed = changed or not np.array_equal(before_x, np.asarray(_hm(dash).x))
     assert changed, f"{change} did not change the heatmap"
 
 

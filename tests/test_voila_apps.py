@@ -1,0 +1,191 @@
+"""Real-browser tests of every published app, served by ``liqlab app`` (Voila) to headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from liqlab.apps import PUBLISHED, app_url
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Debian chromium not installed at {CHROMIUM}"),
+]
+
+# fingerprint of the heatmap trace as the browser holds it
+FINGERPRINT = """() => {
+  const el = document.querySelector('.js-plotly-plot');
+  if (!el || !el.data) return null;
+  const hm = el.data.find(t => t.type === 'heatmap');
+  if (!hm || !hm.z) return null;
+  let s = 0, n = 0;
+  for (let i = 0; i < hm.z.length; i++) { const v = hm.z[i]; if (v !== null && v === v) { s += v; n++; } }
+  return [hm.z.length, n, s, hm.y && hm.y.length ? hm.y[0] : 0].join('|');
+}"""
+RENDERED = """() => {
+  const el = document.querySelector('.js-plotly-plot');
+  return !!(el && el.data && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length)
+            && el.querySelector('.heatmaplayer image'));
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"liqlab app exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    env = dict(os.environ, LIQLAB_EXPORT_DIR=str(tmp_path_factory.mktemp("exports")))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "liqlab.cli", "app", "--port", str(port)],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base + "/", proc)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    yield browser
+    browser.close()
+    pw.stop()
+
+
+def open_app(chromium, server, name, sockets=None):
+    context = chromium.new_context(viewport={"width": 1500, "height": 1250})
+    page = context.new_page()
+    if sockets is not None:
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.goto(app_url(server, name))
+    page.wait_for_function(RENDERED, timeout=90_000)
+    page.wait_for_timeout(300)
+    return context, page
+
+
+def change_and_wait(page, action, timeout=30_000) -> str:
+    before = page.evaluate(FINGERPRINT)
+    action()
+    page.wait_for_function(f"prev => ({FINGERPRINT})() !== prev", arg=before, timeout=timeout)
+    return page.evaluate(FINGERPRINT)
+
+
+def status_text(page) -> str:
+    return page.inner_text(".liqlab-status")
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_app_renders_and_reacts(server, chromium, artifacts, name):
+    context, page = open_app(chromium, server, name)
+    stem = Path(name).stem
+    try:
+        page.screenshot(path=str(artifacts / f"{stem}_1_initial.png"), full_page=True)
+        assert "Source: bundled sample" in status_text(page)
+
+        change_and_wait(page, lambda: page.select_option(".liqlab-preset select", label="degen"))
+        change_and_wait(page, lambda: page.click(".liqlab-window button:has-text('3d')"))
+
+        def symbol():
+            page.fill(".liqlab-symbol input", "ETHUSDT")
+            page.press(".liqlab-symbol input", "Enter")
+
+        change_and_wait(page, symbol)
+        page.wait_for_function("() => document.querySelector('.liqlab-status').innerText.includes('ETHUSDT')")
+        page.screenshot(path=str(artifacts / f"{stem}_2_eth_degen_3d.png"), full_page=True)
+
+        before = page.evaluate(FINGERPRINT)
+        page.fill(".liqlab-bin input", "-5")
+        page.press(".liqlab-bin input", "Enter")
+        page.wait_for_function("() => document.querySelector('.liqlab-status').innerText.includes('Error')")
+        assert "bin size must be positive" in status_text(page)
+        assert page.evaluate(FINGERPRINT) == before  # the last good figure stays
+        page.screenshot(path=str(artifacts / f"{stem}_3_error.png"), full_page=True)
+
+        html = page.content()
+        for code in ("from liqlab", "import ", "Dashboard(", "assert "):
+            assert code not in html, f"source code {code!r} visible in the page"
+        assert "Traceback" not in page.inner_text("body")
+    finally:
+        context.close()
+
+
+def test_execute_requests_over_the_websocket_are_ignored(server, chromium, tmp_path):
+    websockets = pytest.importorskip("websockets.sync.client")
+    sockets: list[str] = []
+    context, page = open_app(chromium, server, PUBLISHED[0], sockets)
+    try:
+        url = next(u for u in sockets if "/api/kernels/" in u and "/channels" in u)
+        marker = tmp_path / "executed.txt"
+
+        def msg(msg_type, content):
+            return json.dumps({
+                "header": {"msg_id": uuid.uuid4().hex, "username": "visitor", "session": uuid.uuid4().hex,
+                           "msg_type": msg_type, "version": "5.3", "date": ""},
+                "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": [],
+            })
+
+        replies = []
+        with websockets.connect(url.split("?")[0], open_timeout=10) as ws:
+            ws.send(msg("execute_request", {"code": f"open({str(marker)!r}, 'w').write('x')", "silent": False,
+                                            "store_history": False, "user_expressions": {},
+                                            "allow_stdin": False, "stop_on_error": True}))
+            ws.send(msg("kernel_info_request", {}))  # allowed: proves the channel itself works
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                try:
+                    raw = ws.recv(timeout=1)
+                except TimeoutError:
+                    continue
+                if isinstance(raw, str):
+                    replies.append(json.loads(raw).get("msg_type") or json.loads(raw)["header"]["msg_type"])
+                if "kernel_info_reply" in replies:
+                    break
+        time.sleep(1.0)
+        assert "kernel_info_reply" in replies
+        assert "execute_reply" not in replies and "execute_input" not in replies
+        assert not marker.exists(), "code sent over the kernel websocket was executed"
+    finally:
+        context.close()
