@@ -254,7 +254,7 @@ def heatmap_parts(
             zmin=0.0, zmax=_zmax(z), colorscale=colorscale, zsmooth=False, hoverongaps=False,
             xaxis=ax["x"], yaxis=ax["y"],
             colorbar=dict(
-                title=dict(text=f"Outstanding liquidation notional per {result.bin_size:g} bin, {label} (USD)",
+                title=dict(text=f"Outstanding liquidation notional per price bin of {result.bin_size:g} ({label}, USD)",
                            side="top"),
                 orientation="h", x=0.0, xanchor="left", y=1.0, yanchor="bottom", len=0.55,
                 thickness=10, tickformat="$.2s",

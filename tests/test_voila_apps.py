@@ -42,6 +42,7 @@ RENDERED = """() => {
   return !!(el && el.data && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length)
             && el.querySelector('.heatmaplayer image'));
 }"""
+ANY_PLOT = "() => { const el = document.querySelector('.js-plotly-plot'); return !!(el && el.data && el.data.length); }"
 
 
 def free_port() -> int:
@@ -100,8 +101,8 @@ def open_app(chromium, server, name, sockets=None):
     page = context.new_page()
     if sockets is not None:
         page.on("websocket", lambda ws: sockets.append(ws.url))
-    page.goto(app_url(server, name))
-    page.wait_for_function(RENDERED, timeout=90_000)
+    page.goto(app_url(server, name), timeout=150_000)  # the first visit may wait for a kernel pool to fill
+    page.wait_for_function(ANY_PLOT, timeout=120_000)
     page.wait_for_timeout(300)
     return context, page
 
@@ -122,6 +123,14 @@ def test_app_renders_and_reacts(server, chromium, artifacts, name):
     context, page = open_app(chromium, server, name)
     stem = Path(name).stem
     try:
+        html = page.content()
+        for code in ("from liqlab", "import ", "Dashboard(", "assert "):
+            assert code not in html, f"source code {code!r} visible in the page"
+        assert "Traceback" not in page.inner_text("body")
+        if not page.query_selector(".liqlab-dashboard"):
+            pytest.skip(f"{name} is not a liqlab Dashboard app; its own browser test drives it")
+        page.wait_for_function(RENDERED, timeout=30_000)
+        page.wait_for_function("() => document.querySelector('.liqlab-status').innerText.includes('Source:')")
         page.screenshot(path=str(artifacts / f"{stem}_1_initial.png"), full_page=True)
         assert "Source: bundled sample" in status_text(page)
 
