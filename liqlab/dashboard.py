@@ -40,7 +40,7 @@ PRICE_STYLES = ("candles", "line")
 MAX_CANDLES = 120_000  # about 1 year of 5-minute candles
 MAX_VISIBLE_ROWS = 1_500  # displayed price rows; more would only slow the browser
 TARGET_ROWS = 400
-MAX_COLUMNS = 500
+MAX_COLUMNS = 250  # display columns: each column is ~400 cells the browser re-bins on every update
 EXPORT_MIN_INTERVAL = 2.0  # seconds between exports, so a button cannot be used to fill a disk
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}(/[A-Z0-9]{2,10}(:[A-Z0-9]{2,10})?)?$")
 

@@ -146,11 +146,11 @@ def grid_columns(z: np.ndarray, prices: np.ndarray, times_ms: np.ndarray) -> tup
 
 
 def distance_text(dist_pct: np.ndarray) -> np.ndarray:
-    """Distance from price as short text (``"+1.2% from price"``), via a table of unique values."""
+    """Distance from price as short text (``"+1.2%"``), via a table of unique values."""
     q = np.round(np.asarray(dist_pct, dtype=np.float64) * 10.0)
     q = np.where(np.isfinite(q), q, 0.0).astype(np.int64)
     uniq, inverse = np.unique(q, return_inverse=True)
-    labels = np.array([f"{u / 10:+.1f}% from price" for u in uniq], dtype=object)
+    labels = np.array([f"{u / 10:+.1f}%" for u in uniq], dtype=object)
     return labels[inverse.ravel()]
 
 
@@ -261,7 +261,7 @@ def heatmap_parts(
             ),
             hovertemplate=(
                 "Price %{y:,.2f}<br>%{x|%Y-%m-%d %H:%M} UTC<br>"
-                "Notional $%{z:,.0f}<br>%{hovertext}"
+                "Notional $%{z:,.0f}<br>%{hovertext} from price"
                 f"<extra>{label}</extra>"
             ),
         ),

@@ -55,7 +55,7 @@ def test_heatmap_trace_values_are_the_grid_in_columns():
     # column 1: 97.5 -> 20 long, 100 -> empty, 102.5 -> 30 short; column 2: all swept or empty
     np.testing.assert_array_equal(z[:3], np.array([20.0, np.nan, 30.0], dtype=np.float32))
     assert np.isnan(z[3:]).all(), "swept levels must disappear (no colour)"
-    assert "from price" in hm.hovertext[0] and "Notional" in hm.hovertemplate
+    assert hm.hovertext[0].endswith("%") and "from price" in hm.hovertemplate
     assert hm.colorscale is not None and "USD" in hm.colorbar.title.text
 
 
@@ -64,7 +64,7 @@ def test_heatmap_hover_distance_uses_the_column_close():
     fig = plotting.heatmap_figure(_result(m), m, margin=0.0)
     hm = _trace(fig, "heatmap")
     # 97.5 vs the close of candle 1 (99): -1.5 %
-    assert hm.hovertext[0] == "-1.5% from price"
+    assert hm.hovertext[0] == "-1.5%"
 
 
 def test_side_selects_long_or_short_grid():
