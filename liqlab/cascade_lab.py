@@ -2,8 +2,8 @@
 
 :class:`CascadeLab` wires ipywidgets to :mod:`liqlab.cascade` and :mod:`liqlab.cascade_plots`. It
 holds the setting widgets (leverage, crowding of entries, book depth, shock, maintenance margin), a
-round slider with a ``Play`` button and step buttons, two ``FigureWidget`` s built once (the
-cascade, and the phase diagram with the current setting ringed) and a status line.
+round slider with a ``Play`` button and step buttons, one ``FigureWidget`` built once (the cascade
+on top, the phase diagram with the current setting ringed below) and a status line.
 
 Every callback goes through :meth:`CascadeLab.read_inputs`, which validates all values (a Voila
 visitor can send anything over the widget channel) and raises :class:`LabInputError` with one
@@ -106,7 +106,7 @@ class CascadeLab:
     max_rounds
         Most rounds simulated.
     height
-        Height of the cascade figure in pixels.
+        Height of the figure (cascade on top, phase diagram below) in pixels.
     """
 
     def __init__(
@@ -121,7 +121,7 @@ class CascadeLab:
         seed: int = 0,
         phase_grid: tuple[int, int] = (20, 20),
         max_rounds: int = 200,
-        height: int = 600,
+        height: int = 1000,
     ) -> None:
         import ipywidgets as W
 
@@ -142,7 +142,6 @@ class CascadeLab:
         self.updates = 0
         self._muted = False
         self._parts: dict | None = None
-        self._phase_parts: dict | None = None
         self._edges: np.ndarray | None = None
         self._pop_key: tuple | None = None
         self._phase_key: tuple | None = None
@@ -177,11 +176,11 @@ class CascadeLab:
                                    layout=W.Layout(width="80px")), "step-back")
         self.w_next = cls(W.Button(description="step ▶", tooltip="one round forward",
                                    layout=W.Layout(width="80px")), "step-next")
-        self.w_start = cls(W.Button(description="⏮ before the shock", layout=W.Layout(width="150px")), "step-start")
+        self.w_start = cls(W.Button(description="before the shock", icon="fast-backward",
+                                    layout=W.Layout(width="160px")), "step-start")
         self.status = cls(W.HTML(""), "status")
 
         self.figure = None
-        self.phase_figure = None
         self.refresh()
         if self.figure is None:  # the initial setting itself was refused: build from the defaults
             self._build_default_figures()
@@ -193,8 +192,7 @@ class CascadeLab:
         inp = LabInputs(25.0, 0.5, 2e8, -0.02, 0.005)
         result = self._simulate(inp)
         diagram = self._sweep(inp)
-        self.figure = cascade_plots.cascade_figure(result, 0, height=self.height, widget=True)
-        self.phase_figure = cascade_plots.phase_figure(diagram, widget=True)
+        self.figure = cascade_plots.lab_figure(result, diagram, 0, height=self.height, widget=True)
 
     def _build_layout(self):
         W = self._W
@@ -204,7 +202,7 @@ class CascadeLab:
         ], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
         steps = W.HBox([self.w_play, self.w_start, self.w_back, self.w_next, self.w_round],
                        layout=W.Layout(flex_flow="row wrap", align_items="center"))
-        box = W.VBox([settings, steps, self.status, self.figure, self.phase_figure], layout=W.Layout(width="100%"))
+        box = W.VBox([settings, steps, self.status, self.figure], layout=W.Layout(width="100%"))
         box.add_class("liqlab-cascade-lab")
         return box
 
@@ -312,17 +310,13 @@ class CascadeLab:
             diagram = self._sweep(inp)
         last = len(result.rounds) - 1
         edges = cascade_plots.display_edges(result)
-        parts = cascade_plots.cascade_parts(result, last, edges=edges)
-        phase = cascade_plots.phase_parts(diagram, leverage=inp.leverage, depth=inp.depth,
-                                          size_share=result.size_share)
+        parts = cascade_plots.lab_parts(result, diagram, last, leverage=inp.leverage, depth=inp.depth, edges=edges)
         if self.figure is None:
-            self.figure = cascade_plots.cascade_figure(result, last, edges=edges, height=self.height, widget=True)
-            self.phase_figure = cascade_plots.phase_figure(diagram, leverage=inp.leverage, depth=inp.depth,
-                                                           size_share=result.size_share, widget=True)
+            self.figure = cascade_plots.lab_figure(result, diagram, last, leverage=inp.leverage, depth=inp.depth,
+                                                   edges=edges, height=self.height, widget=True)
         else:
             plotting.apply_parts(self.figure, parts, self._parts)
-            plotting.apply_parts(self.phase_figure, phase, self._phase_parts)
-        self._parts, self._phase_parts = parts, phase
+        self._parts = parts
         self.inputs, self.result, self.diagram, self._edges = inp, result, diagram, edges
         self._phase_key = inp.phase_key
         self.round = last
@@ -344,7 +338,9 @@ class CascadeLab:
         last = len(self.result.rounds) - 1
         if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 0 <= r <= last:
             raise LabInputError(f"round must be a whole number from 0 to {last}, got {str(r)[:40]!r}")
-        parts = cascade_plots.cascade_parts(self.result, int(r), edges=self._edges)
+        inp = self.inputs
+        parts = cascade_plots.lab_parts(self.result, self.diagram, int(r), leverage=inp.leverage, depth=inp.depth,
+                                        edges=self._edges)
         plotting.apply_parts(self.figure, parts, self._parts)
         self._parts = parts
         self.round = int(r)
@@ -407,11 +403,10 @@ class CascadeLab:
         return self.refresh()
 
     def trace(self, name: str):
-        """The cascade or phase figure's trace named ``name`` (``meta``)."""
-        for fig in (self.figure, self.phase_figure):
-            for t in fig.data:
-                if t.meta == name:
-                    return t
+        """The figure's trace named ``name`` (``meta``)."""
+        for t in self.figure.data:
+            if t.meta == name:
+                return t
         raise KeyError(name)
 
 

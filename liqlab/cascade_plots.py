@@ -135,8 +135,10 @@ def cascade_parts(result: "CascadeResult", round_: int | None = None, *, edges: 
              line=dict(color=PRICE_COLOUR, width=1.5, dash="dash"), name="price_now"),
         dict(type="line", xref="x domain", yref="y", x0=0, x1=1, y0=shock_price, y1=shock_price,
              line=dict(color=SHOCK_COLOUR, width=1, dash="dot"), name="shock_price"),
-        dict(type="line", xref="x", yref="paper", x0=r, x1=r, y0=0, y1=1,
+        dict(type="line", xref="x", yref="y domain", x0=r, x1=r, y0=0, y1=1,
              line=dict(color="#ffffff", width=1, dash="dot"), name="round_now"),
+        dict(type="line", xref="x", yref="y2 domain", x0=r, x1=r, y0=0, y1=1,
+             line=dict(color="#ffffff", width=1, dash="dot"), name="round_now_bars"),
     ]
     annotations = [
         dict(xref="x domain", yref="y", x=0.0, y=shock_price, xanchor="left",
@@ -145,10 +147,17 @@ def cascade_parts(result: "CascadeResult", round_: int | None = None, *, edges: 
         dict(xref="x2 domain", yref="y", x=1.0, y=now, xanchor="right", yanchor="bottom", showarrow=False,
              text=f"price {now:,.2f}", font=dict(color=PRICE_COLOUR, size=11)),
     ]
+    # the headline is an annotation inside the price panel, where it cannot collide with the legend
+    annotations.append(dict(
+        xref="paper", yref="paper", x=0.0, y=1.0, xanchor="left", yanchor="top", showarrow=False,
+        bgcolor="rgba(14,17,23,0.75)",
+        # "$" as an entity: plotly typesets text holding two dollar signs as LaTeX, which shows nothing
+        text=(f"Round {r} of {last} · price {now:,.2f} ({100 * (now / p0 - 1):+.2f}%) · "
+              f"liquidated so far {_usd(liquidated)} · cascade in total {_usd(result.size)} "
+              f"({100 * result.size_share:.1f}% of {result.shocked_side}s) over {result.n_rounds} rounds"
+              ).replace("$", "&#36;"),
+        font=dict(size=13, color="#e8e8e8"), name="headline"))
     layout = {
-        "title.text": (f"Round {r} of {last} · price {now:,.2f} ({100 * (now / p0 - 1):+.2f}%) · "
-                       f"liquidated so far {_usd(liquidated)} · cascade in total {_usd(result.size)} "
-                       f"({100 * result.size_share:.1f}% of {result.shocked_side}s) over {result.n_rounds} rounds"),
         "xaxis.range": [-0.5, last + 0.5],
         "yaxis.range": [float(e[0]), float(e[-1])],
         "yaxis2.range": _bars_range(long_usd, short_usd),
@@ -211,10 +220,9 @@ def cascade_figure(result: "CascadeResult", round_: int | None = None, *, edges:
     import plotly.graph_objects as go
 
     parts = cascade_parts(result, round_, edges=edges)
-    cls = go.FigureWidget if widget else go.Figure
-    fig = cls(data=_traces(parts["traces"]), layout=_cascade_layout(height))
+    fig = go.Figure(data=_traces(parts["traces"]), layout=_cascade_layout(height))
     _apply(fig, parts["layout"])
-    return fig
+    return _finish(fig, widget)
 
 
 def _traces(traces: dict) -> list:
@@ -230,6 +238,20 @@ def _traces(traces: dict) -> list:
             props.setdefault("showlegend", False)
         out.append(kinds.get(name, go.Bar)(**props))
     return out
+
+
+def _finish(fig, widget: bool):
+    """``fig`` itself, or a FigureWidget built from it.
+
+    The widget is made from the finished figure: layout changes made to a FigureWidget before any
+    view displays it (shapes, annotations, title) are sent as relayout messages nobody receives, so
+    they never reach the browser.
+    """
+    if not widget:
+        return fig
+    import plotly.graph_objects as go
+
+    return go.FigureWidget(fig)
 
 
 def _apply(fig, layout: dict) -> None:
@@ -295,8 +317,7 @@ def phase_figure(diagram: "PhaseDiagram", *, leverage: float | None = None, dept
     import plotly.graph_objects as go
 
     parts = phase_parts(diagram, leverage=leverage, depth=depth, size_share=size_share)
-    cls = go.FigureWidget if widget else go.Figure
-    fig = cls(data=_traces(parts["traces"]), layout=dict(
+    fig = go.Figure(data=_traces(parts["traces"]), layout=dict(
         template="plotly_dark", paper_bgcolor=BACKGROUND, plot_bgcolor=BACKGROUND, height=height,
         margin=dict(l=70, r=20, t=50, b=50), showlegend=False, uirevision="keep",
         title=dict(x=0.0, xanchor="left", font=dict(size=13)),
@@ -307,4 +328,79 @@ def phase_figure(diagram: "PhaseDiagram", *, leverage: float | None = None, dept
                    ticktext=["10", "20", "50", "100", "200", "500", "1,000", "2,000"]),
     ))
     _apply(fig, parts["layout"])
-    return fig
+    return _finish(fig, widget)
+
+
+# ----------------------------------------------------------------------------- the lab: one figure
+#: Vertical layout of the lab figure (paper fractions): cascade on top, phase diagram below.
+_LAB_DOMAINS = {"price": [0.64, 1.0], "bars": [0.47, 0.6], "phase": [0.0, 0.34]}
+
+
+def lab_parts(result: "CascadeResult", diagram: "PhaseDiagram", round_: int | None = None, *,
+              leverage: float | None = None, depth: float | None = None, edges: np.ndarray | None = None) -> dict:
+    """Parts of :func:`lab_figure`: the cascade parts plus the phase-diagram parts on ``x3``/``y3``.
+
+    One figure holds both, so a published page keeps a single plot to update (and one copy of
+    plotly.js); the phase diagram's title becomes an annotation above its panel.
+    """
+    cas = cascade_parts(result, round_, edges=edges)
+    ph = phase_parts(diagram, leverage=leverage, depth=depth, size_share=result.size_share)
+    traces = dict(cas["traces"])
+    for name, props in ph["traces"].items():
+        traces[name] = {**props, "xaxis": "x3", "yaxis": "y3"}
+    lo, hi = _LAB_DOMAINS["phase"]
+    traces["phase"]["colorbar"] = {**traces["phase"]["colorbar"], "y": lo, "yanchor": "bottom", "len": hi - lo,
+                                   "lenmode": "fraction", "x": 0.94}
+    top = _LAB_DOMAINS["phase"][1]
+    layout = dict(cas["layout"])
+    layout["annotations"] = [*cas["layout"]["annotations"], dict(
+        xref="paper", yref="paper", x=0.0, y=top + 0.015, xanchor="left", yanchor="bottom", showarrow=False,
+        text=ph["layout"]["title.text"], font=dict(size=13, color="#e8e8e8"), name="phase_title")]
+    return {"traces": traces, "layout": layout, "round": cas["round"]}
+
+
+def lab_figure(result: "CascadeResult", diagram: "PhaseDiagram", round_: int | None = None, *,
+               leverage: float | None = None, depth: float | None = None, edges: np.ndarray | None = None,
+               height: int = 1000, widget: bool = False):
+    """The cascade lab's figure: the cascade at a round (top) and the phase diagram (bottom).
+
+    Parameters
+    ----------
+    result, diagram
+        A cascade and a phase diagram (usually swept at the cascade's shock and margin).
+    round_
+        Round shown (None: the last).
+    leverage, depth
+        The current setting, ringed on the phase diagram.
+    edges
+        Price-bin edges of the cascade panels (default :func:`display_edges`).
+    height
+        Figure height in pixels.
+    widget
+        Return a ``plotly.graph_objects.FigureWidget`` instead of a Figure.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure or FigureWidget
+        Traces named as in :data:`CASCADE_TRACES` and :data:`PHASE_TRACES`.
+    """
+    import plotly.graph_objects as go
+
+    parts = lab_parts(result, diagram, round_, leverage=leverage, depth=depth, edges=edges)
+    layout = _cascade_layout(height)
+    d = _LAB_DOMAINS
+    layout["yaxis"]["domain"] = d["price"]
+    layout["yaxis2"]["domain"] = d["bars"]
+    layout["xaxis2"]["domain"] = [0.64, 1.0]
+    layout["legend"].update(y=d["bars"][1], yanchor="top")
+    layout["xaxis3"] = dict(domain=[0.0, 0.92], anchor="y3", type="log", showgrid=False,
+                            title=dict(text="leverage (x), every position", font=dict(size=12)),
+                            tickvals=[2, 3, 5, 10, 20, 30, 50, 100],
+                            ticktext=["2", "3", "5", "10", "20", "30", "50", "100"])
+    layout["yaxis3"] = dict(domain=d["phase"], anchor="x3", type="log", showgrid=False,
+                            title=dict(text="book depth ($M per 1 %)", font=dict(size=12)),
+                            tickvals=[10, 20, 50, 100, 200, 500, 1000, 2000],
+                            ticktext=["10", "20", "50", "100", "200", "500", "1,000", "2,000"])
+    fig = go.Figure(data=_traces(parts["traces"]), layout=layout)
+    _apply(fig, parts["layout"])
+    return _finish(fig, widget)
