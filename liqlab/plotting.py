@@ -13,6 +13,11 @@ Conventions
 * Heatmap colour is the outstanding liquidation notional per price bin (USD), on a perceptual
   scale (Viridis) from 0 to the 99th percentile of non-empty cells; empty and swept cells are
   transparent, so levels that price has swept visibly disappear.
+* The full-resolution grid travels as one server-rendered PNG placed with ``layout.images`` in
+  data coordinates, under the candles. A coarse, invisible ``go.Heatmap`` (at most
+  ``COARSE_COLUMNS`` x ``COARSE_ROWS`` cells) on top of it carries the hover text and the colour
+  bar, with the same colour-scale maximum as the image. A browser then handles one image and a
+  few thousand cells instead of hundreds of thousands.
 * Rows are cropped to the price range of the candles plus a margin (the model's grid also holds
   far low-leverage levels that would squash the picture).
 * Realized liquidations: longs red above zero, shorts green below zero, per period; the model's
@@ -21,6 +26,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -39,6 +45,10 @@ SHORT_PREDICTED = "rgba(48, 164, 108, 0.45)"
 PRICE_COLOUR = "#f5f5f5"
 COLOURSCALE = "Viridis"
 BACKGROUND = "#0e1117"
+COARSE_COLUMNS = 150  # hover/colour-bar heatmap: at most this many time columns ...
+COARSE_ROWS = 120  # ... and price rows, aggregated from the full grid
+IMAGE_WIDTH = 1200  # heatmap image width in pixels (columns are repeated up to it, never blurred)
+IMAGE_MIN_HEIGHT = 400  # rows are repeated a whole number of times to at least this height
 _BAR_PERIODS = ("5min", "15min", "30min", "1h", "2h", "4h", "6h", "12h", "1D", "3D", "7D")
 
 Parts = dict  # {"traces": {name: props}, "layout": {...}}
@@ -135,23 +145,166 @@ def grid_columns(z: np.ndarray, prices: np.ndarray, times_ms: np.ndarray) -> tup
 
     Flat numeric arrays travel to the browser as binary buffers; nested lists would be walked
     element by element on the way. Zero or negative cells (nothing outstanding, or swept) become
-    NaN, which plotly leaves transparent.
+    NaN, which plotly leaves transparent. ``x`` stays float64 (epoch milliseconds need it);
+    ``y`` and ``z`` are float32.
     """
     n_rows, n_cols = z.shape
     x = np.repeat(np.asarray(times_ms, dtype=np.float64), n_rows)
-    y = np.tile(np.asarray(prices, dtype=np.float64), n_cols)
+    y = np.tile(np.asarray(prices, dtype=np.float32), n_cols)
     flat = np.asarray(z, dtype=np.float32).T.ravel()
     flat = np.where(flat > 0, flat, np.float32(np.nan)).astype(np.float32)
     return x, y, flat
 
 
-def distance_text(dist_pct: np.ndarray) -> np.ndarray:
-    """Distance from price as short text (``"+1.2%"``), via a table of unique values."""
-    q = np.round(np.asarray(dist_pct, dtype=np.float64) * 10.0)
-    q = np.where(np.isfinite(q), q, 0.0).astype(np.int64)
-    uniq, inverse = np.unique(q, return_inverse=True)
-    labels = np.array([f"{u / 10:+.1f}%" for u in uniq], dtype=object)
-    return labels[inverse.ravel()]
+def colour_lut(colorscale: str = COLOURSCALE, n: int = 256) -> np.ndarray:
+    """An ``(n, 4)`` ``uint8`` RGBA table sampled from a plotly colour scale (opaque).
+
+    Entry ``i`` is the colour plotly draws at ``i / (n - 1)`` of the scale (linear RGB
+    interpolation between the scale's stops, as plotly.js does). Cached per scale name.
+
+    Parameters
+    ----------
+    colorscale
+        A named plotly colour scale (``"Viridis"``, ``"Inferno"``, ...).
+    n
+        Number of entries.
+    """
+    return _colour_lut(str(colorscale), int(n))
+
+
+@functools.lru_cache(maxsize=16)
+def _colour_lut(colorscale: str, n: int) -> np.ndarray:
+    import plotly.colors as pc
+
+    samples = pc.sample_colorscale(colorscale, [i / (n - 1) for i in range(n)], colortype="rgb")
+    lut = np.full((n, 4), 255, dtype=np.uint8)
+    lut[:, :3] = np.rint([pc.unlabel_rgb(c) for c in samples]).clip(0, 255)
+    lut.flags.writeable = False  # shared between calls
+    return lut
+
+
+def image_columns(column_index: np.ndarray, width: int) -> np.ndarray:
+    """The display column drawn at each of ``width`` pixels spread evenly over the candles.
+
+    Column ``j`` holds the book after candle ``column_index[j]`` and stands for the candles since
+    the previous column, ``column_index[j - 1] + 1 .. column_index[j]``; a pixel shows the column
+    covering the candle under its centre, so uneven columns still sit at their true times.
+    """
+    ends = np.asarray(column_index, dtype=np.float64) + 1.0
+    if ends.size == 0:
+        return np.zeros(0, np.int64)
+    centres = (np.arange(width) + 0.5) * (ends[-1] / width)
+    return np.minimum(np.searchsorted(ends, centres, side="right"), ends.size - 1)
+
+
+def heatmap_rgba(
+    z: np.ndarray,
+    zmax: float,
+    colorscale: str = COLOURSCALE,
+    *,
+    columns: np.ndarray | None = None,
+    row_repeat: int = 1,
+) -> np.ndarray:
+    """The heatmap grid as an RGBA image: highest price at the top, empty cells transparent.
+
+    Parameters
+    ----------
+    z
+        Notional per bin, shape ``(rows, columns)`` with rows in ascending price.
+    zmax
+        Value drawn with the top colour (the colour bar's maximum); 0 draws the bottom colour.
+    colorscale
+        Plotly colour scale name (see :func:`colour_lut`).
+    columns
+        Grid column shown at each pixel (:func:`image_columns`); default one pixel per column.
+    row_repeat
+        Pixels per price row (a whole number, so rows keep equal heights).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` array of shape ``(rows * row_repeat, pixels, 4)``. Cells at or below zero
+        (nothing outstanding, or swept) are fully transparent.
+    """
+    lut = colour_lut(colorscale)
+    n = lut.shape[0]
+    table = np.zeros((n + 1, 4), dtype=np.uint8)  # the extra last entry: transparent
+    table[:n] = lut
+    colours = table.view(np.uint32).ravel()  # one RGBA pixel per 32-bit word: cheap gathers
+    g = np.asarray(z, dtype=np.float32)[::-1]  # PNG row 0 is the top: highest price first
+    scale = np.float32((n - 1) / zmax) if zmax > 0 else np.float32(0.0)
+    with np.errstate(invalid="ignore"):
+        idx = np.clip(np.rint(g * scale), 0, n - 1).astype(np.uint16)
+        idx[~(g > 0)] = n  # empty, swept or NaN: transparent
+    px = colours[idx]  # colour each cell once, then spread the cells over pixels
+    if columns is not None:
+        px = px[:, columns]
+    if row_repeat > 1:
+        px = np.repeat(px, int(row_repeat), axis=0)
+    return np.ascontiguousarray(px).view(np.uint8).reshape(px.shape[0], px.shape[1], 4)
+
+
+def _blocks(n: int, most: int) -> np.ndarray:
+    """Start indices of equal blocks (the last may be shorter) covering ``n`` items, at most ``most``."""
+    factor = max(1, -(-n // max(most, 1)))
+    return np.arange(0, n, factor)
+
+
+def coarse_grid(
+    z: np.ndarray,
+    prices: np.ndarray,
+    col_start_ms: np.ndarray,
+    col_end_ms: np.ndarray,
+    close: np.ndarray,
+    *,
+    max_columns: int = COARSE_COLUMNS,
+    max_rows: int = COARSE_ROWS,
+) -> dict[str, np.ndarray]:
+    """Aggregate the grid into at most ``max_rows x max_columns`` blocks for hover and colour bar.
+
+    Parameters
+    ----------
+    z
+        Notional per bin, ``(rows, columns)``, rows in ascending price.
+    prices
+        Bin centres of the rows.
+    col_start_ms, col_end_ms
+        Time span of each grid column (epoch ms).
+    close
+        Close price at the end of each grid column.
+    max_columns, max_rows
+        Block counts are at most these.
+
+    Returns
+    -------
+    dict
+        Flat column arrays (see :func:`grid_columns`) ``x`` (block centre time), ``y`` (block
+        centre price), ``z`` (the largest per-bin notional in the block, NaN when none) and
+        ``distance`` (% from the close at the block's end to its centre price), plus
+        ``row_span`` (price span of a block) and ``col_span_ms`` (typical time span of a block).
+    """
+    g = np.asarray(z, dtype=np.float32)
+    n_rows, n_cols = g.shape
+    if n_rows == 0 or n_cols == 0:
+        empty = np.zeros(0, np.float32)
+        return {"x": np.zeros(0), "y": empty, "z": empty, "distance": empty, "row_span": 0.0,
+                "col_span_ms": 0.0}
+    r0 = _blocks(n_rows, max_rows)
+    c0 = _blocks(n_cols, max_columns)
+    zb = np.maximum.reduceat(np.maximum.reduceat(g, r0, axis=0), c0, axis=1)
+    r_last = np.append(r0[1:], n_rows) - 1
+    c_last = np.append(c0[1:], n_cols) - 1
+    p = np.asarray(prices, dtype=np.float64)
+    y = (p[r0] + p[r_last]) / 2.0
+    x = (np.asarray(col_start_ms, np.float64)[c0] + np.asarray(col_end_ms, np.float64)[c_last]) / 2.0
+    c = np.asarray(close, dtype=np.float64)[c_last] if len(close) else np.full(c_last.size, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = 100.0 * (y[:, None] / c[None, :] - 1.0)
+    gx, gy, gz = grid_columns(zb, y, x)
+    step = float(p[1] - p[0]) if p.size > 1 else 0.0
+    return {"x": gx, "y": gy, "z": gz, "distance": np.asarray(dist.T.ravel(), dtype=np.float32),
+            "row_span": step * (r0[1] - r0[0] if r0.size > 1 else n_rows),
+            "col_span_ms": float(np.median(np.asarray(col_end_ms)[c_last] - np.asarray(col_start_ms)[c0]))}
 
 
 def _usd(x: float) -> str:
@@ -212,9 +365,11 @@ def heatmap_parts(
     Returns
     -------
     dict
-        ``{"traces": {name: properties}, "layout": {...}}`` with trace names ``heatmap``,
-        ``price_candles``, ``price_line``, ``realized_long``, ``predicted_long``,
-        ``realized_short``, ``predicted_short``.
+        ``{"traces": {name: properties}, "layout": {...}, "zmax": ...}`` with trace names
+        ``time_anchor``, ``heatmap`` (coarse and invisible: hover and colour bar), ``price_candles``,
+        ``price_line``, ``realized_long``, ``predicted_long``, ``realized_short``,
+        ``predicted_short``; ``layout["images"]`` holds the full-resolution heatmap image
+        (:func:`heatmap_image`) and ``zmax`` is the colour-scale maximum shared by both.
     """
     if side not in ("combined", "long", "short"):
         raise ValueError(f"side must be 'combined', 'long' or 'short', not {side!r}")
@@ -225,80 +380,179 @@ def heatmap_parts(
     rng = price_range or visible_price_range(market, margin)
     rows = crop_rows(result.prices, rng)
     prices = np.asarray(result.prices[rows], dtype=np.float64)
-    z = np.asarray(grid[rows], dtype=np.float64)
-    close_col = _column_close(result, market)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dist = 100.0 * (prices[:, None] / close_col[None, :] - 1.0) if close_col.size else np.zeros_like(z)
-    times = _ms(result.columns)
-    hx, hy, hz = grid_columns(z, prices, times)
+    z = np.asarray(grid[rows], dtype=np.float32)
+    zmax = _zmax(z)
     label = {"combined": "long + short", "long": "longs", "short": "shorts"}[side]
+    image, col_start, col_end = heatmap_image(result, market, z, prices, zmax, colorscale, ax)
+    coarse = coarse_grid(z, prices, col_start, col_end, _column_close(result, market))
+    bin_size = float(result.bin_size)
 
     period = bar_period(market, max_bars)
     candles = period_candles(market, period)
     realized = period_bars(market.liquidations, period)
     predicted = period_bars(result.predicted, period)
     width_ms = pd.Timedelta(period).total_seconds() * 1000.0
-    half = 0.45 * width_ms
+    step_ms = _timeframe_ms(market)
+    show_line = price_style == "line"
 
-    span = pd.DatetimeIndex([market.start, market.end])
+    # from the first candle's open to the last one's close: the span of the image
+    span = pd.DatetimeIndex([market.start, market.end + pd.Timedelta(milliseconds=step_ms)])
+    anchor_x = [t.strftime("%Y-%m-%d %H:%M:%S") for t in span.tz_convert("UTC")]
     traces: dict[str, dict[str, Any]] = {
         # First on the time axis, with ISO dates: plotly.js re-guesses an axis type from the
         # first trace whenever x data change, and must keep guessing "date" (the others send ms).
         "time_anchor": dict(
-            x=[t.strftime("%Y-%m-%d %H:%M:%S") for t in span.tz_convert("UTC")],
+            x=anchor_x,
             y=[float(prices[0]) if prices.size else 0.0] * 2, mode="markers", marker=dict(opacity=0, size=1),
             hoverinfo="skip", xaxis=ax["x"], yaxis=ax["y"],
         ),
+        # Invisible and coarse: the picture is the image in the layout; this trace gives hover
+        # and the colour bar, whose range equals the image's.
         "heatmap": dict(
-            x=hx, y=hy, z=hz, hovertext=distance_text(dist.T.ravel()),
-            zmin=0.0, zmax=_zmax(z), colorscale=colorscale, zsmooth=False, hoverongaps=False,
-            xaxis=ax["x"], yaxis=ax["y"],
+            x=coarse["x"], y=coarse["y"], z=coarse["z"], customdata=coarse["distance"],
+            zmin=0.0, zmax=zmax, zauto=False, colorscale=colorscale, zsmooth=False, hoverongaps=False,
+            opacity=0.0, showscale=True, xaxis=ax["x"], yaxis=ax["y"],
             colorbar=dict(
-                title=dict(text=f"Outstanding liquidation notional per price bin of {result.bin_size:g} ({label}, USD)",
+                title=dict(text=f"Outstanding liquidation notional per price bin of {bin_size:g} ({label}, USD)",
                            side="top"),
                 orientation="h", x=0.0, xanchor="left", y=1.0, yanchor="bottom", len=0.55,
                 thickness=10, tickformat="$.2s",
             ),
+            # the name goes in the text: the side box would take the (invisible) trace colour
             hovertemplate=(
-                "Price %{y:,.2f}<br>%{x|%Y-%m-%d %H:%M} UTC<br>"
-                "Notional $%{z:,.0f}<br>%{hovertext} from price"
-                f"<extra>{label}</extra>"
+                f"<b>{label}</b><br>"
+                f"Price %{{y:,.2f}} ± {coarse['row_span'] / 2:,.6g}<br>"
+                f"%{{x|%Y-%m-%d %H:%M}} UTC ± {_duration(coarse['col_span_ms'] / 2)}<br>"
+                f"Up to %{{z:$,.3s}} per price bin of {bin_size:g}<br>"
+                "%{customdata:+.1f}% from price"
+                "<extra></extra>"
             ),
         ),
+        # Candles sit at the middle of their period, so they line up with the image's columns.
         "price_candles": dict(
-            x=_ms(candles.index), open=candles["open"].to_numpy(), high=candles["high"].to_numpy(),
-            low=candles["low"].to_numpy(), close=candles["close"].to_numpy(),
-            visible=price_style == "candles", xaxis=ax["x"], yaxis=ax["y"],
+            x=_ms(candles.index) + width_ms / 2 if not show_line else np.zeros(0),
+            open=_f32(candles["open"]) if not show_line else np.zeros(0, np.float32),
+            high=_f32(candles["high"]) if not show_line else np.zeros(0, np.float32),
+            low=_f32(candles["low"]) if not show_line else np.zeros(0, np.float32),
+            close=_f32(candles["close"]) if not show_line else np.zeros(0, np.float32),
+            hovertext=[f"{period} from {t:%Y-%m-%d %H:%M} UTC" for t in candles.index] if not show_line else [],
+            hoverinfo="y+text", visible=not show_line, xaxis=ax["x"], yaxis=ax["y"],
             increasing=dict(line=dict(color="#e8e8e8", width=1), fillcolor="rgba(232,232,232,0.85)"),
             decreasing=dict(line=dict(color="#8a8f98", width=1), fillcolor="rgba(20,20,20,0.85)"),
         ),
+        # the close at the candle's close time; only sent when shown
         "price_line": dict(
-            x=_ms(market.index), y=market.column("close"), visible=price_style == "line",
-            xaxis=ax["x"], yaxis=ax["y"], line=dict(color=PRICE_COLOUR, width=1.2),
+            x=_ms(market.index) + step_ms if show_line else np.zeros(0),
+            y=_f32(market.column("close")) if show_line else np.zeros(0, np.float32),
+            visible=show_line, xaxis=ax["x"], yaxis=ax["y"], line=dict(color=PRICE_COLOUR, width=1.2),
             hovertemplate="Close %{y:,.2f}<extra></extra>",
         ),
-        "realized_long": _bar(realized.index, realized["long_usd"].to_numpy(), LONG_COLOUR, -half, half,
-                              "realized longs", ax),
-        "predicted_long": _bar(predicted.index, predicted["long_usd"].to_numpy(), LONG_PREDICTED, 0.0, half,
-                               "model longs", ax),
-        "realized_short": _bar(realized.index, -realized["short_usd"].to_numpy(), SHORT_COLOUR, -half, half,
-                               "realized shorts", ax),
-        "predicted_short": _bar(predicted.index, -predicted["short_usd"].to_numpy(), SHORT_PREDICTED, 0.0,
-                                half, "model shorts", ax),
+        # realized and predicted side by side inside their period
+        "realized_long": _bar(realized.index, realized["long_usd"].to_numpy(), LONG_COLOUR, 0.05 * width_ms,
+                              0.45 * width_ms, "realized longs", ax),
+        "predicted_long": _bar(predicted.index, predicted["long_usd"].to_numpy(), LONG_PREDICTED, 0.5 * width_ms,
+                               0.45 * width_ms, "model longs", ax),
+        "realized_short": _bar(realized.index, -realized["short_usd"].to_numpy(), SHORT_COLOUR, 0.05 * width_ms,
+                               0.45 * width_ms, "realized shorts", ax),
+        "predicted_short": _bar(predicted.index, -predicted["short_usd"].to_numpy(), SHORT_PREDICTED,
+                                0.5 * width_ms, 0.45 * width_ms, "model shorts", ax),
     }
     title = f"{market.label} · {market.start:%Y-%m-%d %H:%M} → {market.end:%Y-%m-%d %H:%M} UTC"
     if market.liquidations is None:
         title += " · no realized liquidations in this data"
     layout = {
         "title.text": title,
+        # exactly the image's time span (autorange would pad around the bars and candles)
+        f"{_axis_key(ax['x'])}.range": list(anchor_x),
+        f"{_axis_key(ax['x'])}.autorange": False,
         f"{_axis_key(ax['y'])}.range": [float(rng[0]), float(rng[1])],
         f"{_axis_key(ax['bars_y'])}.title.text": f"liquidated per {period} (USD)",
+        "images": [image] if image else [],
     }
-    return {"traces": traces, "layout": layout, "period": period, "rows": rows}
+    return {"traces": traces, "layout": layout, "period": period, "rows": rows, "zmax": zmax}
+
+
+def _f32(values) -> np.ndarray:
+    """Prices as float32 (7 significant digits are plenty on screen; half the bytes)."""
+    return np.asarray(values, dtype=np.float32)
+
+
+def _timeframe_ms(market: "Market") -> float:
+    from liqlab.market import timeframe_to_timedelta
+
+    return timeframe_to_timedelta(market.timeframe).total_seconds() * 1000.0
+
+
+def _duration(ms: float) -> str:
+    """A short duration text: ``45 min``, ``2.9 h``, ``1.5 d``."""
+    minutes = ms / 60_000.0
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    if minutes < 36 * 60:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.1f} d"
+
+
+def heatmap_image(
+    result: "HeatmapResult",
+    market: "Market",
+    z: np.ndarray,
+    prices: np.ndarray,
+    zmax: float,
+    colorscale: str = COLOURSCALE,
+    axes: Mapping[str, str] | None = None,
+) -> tuple[dict | None, np.ndarray, np.ndarray]:
+    """The displayed grid as a ``layout.images`` entry, and each column's time span.
+
+    Parameters
+    ----------
+    result, market
+        The engine result and its market (for the column positions and candle times).
+    z, prices
+        The displayed rows of the grid (ascending price) and their bin centres.
+    zmax
+        Colour-scale maximum (the colour bar's).
+    colorscale
+        Plotly colour scale name.
+    axes
+        ``{"x": ..., "y": ...}`` axis ids the image is placed on.
+
+    Returns
+    -------
+    (image, col_start_ms, col_end_ms)
+        ``image`` is a dict for ``layout.images`` (None when the grid is empty): a PNG data URI
+        stretched over ``[first candle open, last column's candle close]`` and
+        ``[lowest bin's lower edge, highest bin's upper edge]`` in data coordinates, under the
+        traces. Column ``j`` stands for the candles after column ``j - 1`` up to its own.
+    """
+    from liqlab.png import png_data_uri
+
+    ax = {"x": "x", "y": "y", **(axes or {})}
+    cidx = np.asarray(result.column_index, dtype=np.int64)
+    times = _ms(market.index)
+    step_ms = _timeframe_ms(market)
+    if cidx.size == 0 or times.size == 0:
+        return None, np.zeros(0), np.zeros(0)
+    cidx = np.clip(cidx, 0, times.size - 1)
+    col_end = times[cidx] + step_ms
+    col_start = np.concatenate([[times[0]], times[np.minimum(cidx[:-1] + 1, times.size - 1)]])
+    if z.size == 0:
+        return None, col_start, col_end
+    n_rows = z.shape[0]
+    rgba = heatmap_rgba(z, zmax, colorscale, columns=image_columns(cidx, IMAGE_WIDTH),
+                        row_repeat=max(1, -(-IMAGE_MIN_HEIGHT // n_rows)))
+    bin_size = float(result.bin_size)
+    top = float(prices[-1]) + bin_size / 2.0
+    image = dict(
+        source=png_data_uri(rgba, level=1), xref=ax["x"], yref=ax["y"], x=float(times[0]),
+        sizex=float(col_end[-1] - times[0]), y=top, sizey=n_rows * bin_size, xanchor="left", yanchor="top",
+        sizing="stretch", layer="below", opacity=1.0, name="heatmap_image",
+    )
+    return image, col_start, col_end
 
 
 def _bar(x, y, colour: str, offset_ms: float, width_ms: float, name: str, ax: Mapping[str, str]) -> dict:
-    y = np.asarray(y, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float32)
     return dict(
         x=_ms(x), y=y, marker=dict(color=colour, line=dict(width=0)), offset=offset_ms, width=width_ms,
         name=name, xaxis=ax["x"], yaxis=ax["bars_y"], customdata=np.abs(y),
@@ -642,7 +896,7 @@ def explorer_parts(
     layout = {**hm["layout"], **mp["layout"]}
     layout["shapes"] = [snap_line, *mp["layout"]["shapes"]]
     return {"traces": {**hm["traces"], **mp["traces"]}, "layout": layout, "clusters": mp["clusters"],
-            "period": hm["period"]}
+            "period": hm["period"], "zmax": hm["zmax"]}
 
 
 # ----------------------------------------------------------------------------- in-place update
@@ -680,8 +934,11 @@ class _null:
 
 def _same(old, new) -> bool:
     """Cheap equality for trace values (arrays, lists, scalars); False when unsure or costly."""
-    if old is None or isinstance(new, dict):
+    if old is None:
         return False
+    if isinstance(new, dict):  # colour bars, markers, lines: equal nested values need no update
+        return (isinstance(old, dict) and old.keys() == new.keys()
+                and all(_same(old[k], new[k]) for k in new))
     try:
         if isinstance(new, np.ndarray) or isinstance(old, np.ndarray):
             a, b = np.asarray(old), np.asarray(new)

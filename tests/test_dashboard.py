@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("anywidget")
 
+from liqlab import plotting  # noqa: E402
 from liqlab.dashboard import Dashboard, InputError, Loaded, default_loader, resample_market  # noqa: E402
 
 
@@ -27,6 +28,13 @@ def _z(d):
     return np.asarray(_hm(d).z).copy()
 
 
+def _image(d):
+    """The heatmap image entry of the figure's layout."""
+    images = d.figure.layout.images
+    assert len(images) == 1
+    return images[0]
+
+
 def _reset(d):
     assert d.set(exchange="sample", symbol="BTCUSDT", timeframe="5m", window="7d", preset="balanced", mmr="auto",
                  bin_size=0.0, entry="typical", position_notional=10_000.0, half_life_hours=0.0, tilt="none",
@@ -39,8 +47,11 @@ def test_initial_render_and_status(dash):
     assert "bundled sample" in dash.status.value and "2025-" in dash.status.value
     hm = _hm(dash)
     assert hm.meta == "heatmap" and np.isfinite(np.asarray(hm.z, dtype=float)).any()
-    rows = len(np.unique(hm.y))
+    # the full grid is the image; the hover heatmap is coarse
+    rows = round(_image(dash).sizey / dash.result.bin_size)
     assert 100 <= rows <= 1500
+    assert len(np.unique(hm.y)) <= plotting.COARSE_ROWS and len(np.unique(hm.x)) <= plotting.COARSE_COLUMNS
+    assert hm.zmax == dash._parts["zmax"] and _image(dash).source.startswith("data:image/png;base64,")
 
 
 @pytest.mark.parametrize("change", [
@@ -52,11 +63,16 @@ def test_changes_update_figure(dash, change):
     _reset(dash)
     before = _z(dash)
     before_x = np.asarray(_hm(dash).x).copy()
+    before_image = _image(dash).source
+    n_traces = len(dash.figure.data)
+    figure = dash.figure
     assert dash.set(**change), dash.message
+    assert dash.figure is figure and len(figure.data) == n_traces, "updated in place, never rebuilt"
     after = _z(dash)
     changed = after.shape != before.shape or not np.array_equal(after, before, equal_nan=True)
     changed = changed or not np.array_equal(before_x, np.asarray(_hm(dash).x))
-    assert changed, f"{change} did not change the heatmap"
+    assert changed, f"{change} did not change the hover heatmap"
+    assert _image(dash).source != before_image, f"{change} did not change the heatmap image"
 
 
 def test_tier_slider_makes_custom_mix(dash):
@@ -119,10 +135,12 @@ HOSTILE = [
 def test_hostile_values_give_a_status_message(dash, bad):
     _reset(dash)
     z = _z(dash)
+    image = _image(dash).source
     assert dash.set(**bad) is False
     assert dash.error and dash.message
     assert "Error:" in dash.status.value and "Traceback" not in dash.status.value
     np.testing.assert_array_equal(_z(dash), z)  # the last good figure stays
+    assert _image(dash).source == image
 
 
 def test_hostile_trait_values_bypassing_dropdowns(dash):

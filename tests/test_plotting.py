@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from liqlab import plotting
 from liqlab.engine import LiquidationMap
 from liqlab.market import make_market
+from tests.test_png import decode_png
 
 pytest.importorskip("plotly")
 
@@ -43,28 +45,92 @@ def _trace(fig, name):
     return next(t for t in fig.data if t.meta == name)
 
 
-def test_heatmap_trace_values_are_the_grid_in_columns():
+def _image_pixels(fig_or_parts):
+    """The heatmap image of a figure (or parts) decoded to an (h, w, 4) array, and its layout entry."""
+    images = fig_or_parts["layout"]["images"] if isinstance(fig_or_parts, dict) else fig_or_parts.layout.images
+    img = images[0]
+    source = img["source"] if isinstance(img, dict) else img.source
+    assert source.startswith("data:image/png;base64,")
+    return decode_png(base64.b64decode(source.split(",", 1)[1])), img
+
+
+def test_heatmap_image_pixels_are_the_grid_colours():
+    m = _market()
+    fig = plotting.heatmap_figure(_result(m), m, margin=0.0)
+    px, img = _image_pixels(fig)
+    # visible rows: the candles span 97..104 (+0.5 % pad) -> bins 97.5, 100, 102.5; rows repeated 134 times (400 px at least),
+    # 1200 px across: column 1 (candles 0-1) on the left half, column 2 (candles 2-3) on the right
+    assert px.shape == (3 * 134, plotting.IMAGE_WIDTH, 4)
+    zmax = _trace(fig, "heatmap").zmax
+    lut = plotting.colour_lut("Viridis")
+    row = {102.5: 60, 100.0: 200, 97.5: 340}  # PNG rows: highest price at the top
+    # column 1: 97.5 -> 20 long, 100 -> empty, 102.5 -> 30 short (at or above zmax: the top colour)
+    assert tuple(px[row[97.5], 10]) == tuple(lut[round(20 * 255 / zmax)])
+    assert tuple(px[row[102.5], 10]) == tuple(lut[255])
+    assert px[row[100.0], 10, 3] == 0, "empty levels are transparent"
+    # column 2: everything swept or empty -> transparent
+    assert (px[:, plotting.IMAGE_WIDTH // 2 + 1:, 3] == 0).all(), "swept levels must disappear (no colour)"
+    assert px[row[97.5], plotting.IMAGE_WIDTH // 2 - 1, 3] == 255
+
+
+def test_heatmap_image_is_placed_on_the_data_axes():
+    m = _market()
+    fig = plotting.heatmap_figure(_result(m), m, margin=0.0)
+    _, img = _image_pixels(fig)
+    assert (img.xref, img.yref, img.sizing, img.layer) == ("x", "y", "stretch", "below")
+    assert (img.xanchor, img.yanchor) == ("left", "top")
+    start_ms = m.index[0].value / 1e6
+    assert img.x == start_ms and img.sizex == 4 * 3_600_000  # first candle's open to the last one's close
+    assert img.y == 102.5 + 1.25 and img.sizey == 3 * 2.5  # bin edges around 97.5 .. 102.5
+    # the time axis spans the image exactly
+    assert list(fig.layout.xaxis.range) == ["2024-01-01 00:00:00", "2024-01-01 04:00:00"]
+
+
+def test_coarse_heatmap_carries_hover_and_colour_bar():
     m = _market()
     fig = plotting.heatmap_figure(_result(m), m, margin=0.0)
     hm = _trace(fig, "heatmap")
-    # visible rows: the candles span 97..104 (+0.5 % pad) -> bins 97.5, 100, 102.5
     x, y, z = np.asarray(hm.x), np.asarray(hm.y), np.asarray(hm.z)
+    # a grid this small is not aggregated: the same cells, flat column by column
     assert list(y[:3]) == [97.5, 100.0, 102.5]
-    t1 = m.index[1].value / 1e6
-    assert x[0] == t1 and x[3] == m.index[3].value / 1e6
-    # column 1: 97.5 -> 20 long, 100 -> empty, 102.5 -> 30 short; column 2: all swept or empty
+    assert x[0] == m.index[1].value / 1e6 and x[3] == m.index[3].value / 1e6  # middle of each column's span
     np.testing.assert_array_equal(z[:3], np.array([20.0, np.nan, 30.0], dtype=np.float32))
-    assert np.isnan(z[3:]).all(), "swept levels must disappear (no colour)"
-    assert hm.hovertext[0].endswith("%") and "from price" in hm.hovertemplate
-    assert hm.colorscale is not None and "USD" in hm.colorbar.title.text
-
-
-def test_heatmap_hover_distance_uses_the_column_close():
-    m = _market()
-    fig = plotting.heatmap_figure(_result(m), m, margin=0.0)
-    hm = _trace(fig, "heatmap")
+    assert np.isnan(z[3:]).all()
     # 97.5 vs the close of candle 1 (99): -1.5 %
-    assert hm.hovertext[0] == "-1.5%"
+    assert np.asarray(hm.customdata)[0] == pytest.approx(100 * (97.5 / 99 - 1), rel=1e-5)
+    assert "from price" in hm.hovertemplate and "%{customdata" in hm.hovertemplate
+    assert hm.opacity == 0 and hm.showscale is not False
+    assert hm.zmin == 0 and hm.zmax == pytest.approx(np.percentile([20.0, 30.0], 99))
+    assert hm.colorscale is not None and "USD" in hm.colorbar.title.text
+    assert hm.hovertext is None, "no per-cell hover text arrays"
+
+
+def test_coarse_grid_aggregates_blocks_by_their_largest_bin():
+    rows, cols = 250, 400
+    z = np.zeros((rows, cols), np.float32)
+    z[7, 5] = 9.0  # block (row 0-2, column 0-2) holds a 9
+    z[249, 399] = 4.0  # the last, short blocks are kept
+    prices = 1000.0 + np.arange(rows)
+    start = np.arange(cols) * 60_000.0
+    coarse = plotting.coarse_grid(z, prices, start, start + 60_000.0, np.full(cols, 1100.0),
+                                  max_columns=150, max_rows=120)
+    n_r, n_c = -(-rows // 3), -(-cols // 3)  # factors ceil(250/120)=3 and ceil(400/150)=3
+    assert coarse["z"].size == n_r * n_c <= 150 * 120
+    zz = coarse["z"].reshape(n_c, n_r)  # column-major
+    assert zz[1, 2] == 9.0 and zz[-1, -1] == 4.0 and np.isnan(zz[0, 0])
+    assert coarse["y"][2] == pytest.approx(1007.0) and coarse["x"][n_r] == pytest.approx(3 * 60_000 + 90_000)
+    assert coarse["distance"][2] == pytest.approx(100 * (1007 / 1100 - 1), rel=1e-5)
+
+
+def test_image_columns_follow_uneven_columns():
+    cols = plotting.image_columns(np.array([0, 2, 9]), 10)  # columns cover 1, 2 and 7 candles
+    assert list(cols) == [0, 1, 1, 2, 2, 2, 2, 2, 2, 2]
+
+
+def test_colour_lut_is_the_plotly_scale():
+    lut = plotting.colour_lut("Viridis")
+    assert lut.shape == (256, 4) and lut.dtype == np.uint8 and (lut[:, 3] == 255).all()
+    assert tuple(lut[0, :3]) == (68, 1, 84) and tuple(lut[-1, :3]) == (253, 231, 37)
 
 
 def test_side_selects_long_or_short_grid():
@@ -72,6 +138,8 @@ def test_side_selects_long_or_short_grid():
     fig = plotting.heatmap_figure(_result(m), m, side="short", margin=0.0)
     z = np.asarray(_trace(fig, "heatmap").z)
     assert np.isnan(z[0]) and z[2] == 30.0
+    px, _ = _image_pixels(fig)
+    assert px[340, 10, 3] == 0 and px[60, 10, 3] == 255  # 97.5 (longs only) gone, 102.5 (shorts) shown
     with pytest.raises(ValueError):
         plotting.heatmap_figure(_result(m), m, side="both")
 
@@ -86,7 +154,8 @@ def test_bars_colours_signs_and_positions():
     np.testing.assert_array_equal(rl.y, [0, 500, 800, 0])  # longs up
     np.testing.assert_array_equal(rs.y, [0, 0, 0, -700])  # shorts down
     np.testing.assert_array_equal(pl.y, [0, 0, 20, 0])
-    assert rl.offset < 0 <= pl.offset, "predicted bars sit beside the realized ones"
+    # inside their period, side by side: realized in the first half, predicted in the second
+    assert 0 <= rl.offset < rl.offset + rl.width <= pl.offset < pl.offset + pl.width <= 3_600_000
     assert rl.yaxis == "y2" and _trace(fig, "heatmap").yaxis == "y"
     assert fig.layout.xaxis.anchor == "y2", "bars and heatmap share the time axis"
 
@@ -95,6 +164,9 @@ def test_price_style_and_missing_realized():
     m = _market(with_liq=False)
     fig = plotting.heatmap_figure(_result(m), m, price_style="line")
     assert _trace(fig, "price_line").visible and not _trace(fig, "price_candles").visible
+    line = _trace(fig, "price_line")
+    assert line.x[0] == m.index[0].value / 1e6 + 3_600_000, "the close sits at the candle's close time"
+    assert len(_trace(fig, "price_candles").x) == 0, "hidden price traces carry no data"
     assert len(_trace(fig, "realized_long").y) == 0
     assert "no realized liquidations" in fig.layout.title.text
 
@@ -161,3 +233,5 @@ def test_apply_parts_updates_in_place_and_skips_unchanged():
     plotting.apply_parts(fig, second, first)
     assert len(fig.data) == n_traces and isinstance(fig, go.Figure)
     assert np.asarray(_trace(fig, "heatmap").z)[0] == 40.0
+    assert _trace(fig, "heatmap").zmax == second["zmax"] == 2 * first["zmax"]
+    assert len(fig.layout.images) == 1 and fig.layout.images[0].source == second["layout"]["images"][0]["source"]
