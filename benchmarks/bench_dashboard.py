@@ -3,18 +3,28 @@
 Measures, on the explorer app (30-day window of 5-minute candles: 8,640 candles, about 400
 price rows):
 
-* ``widget_to_figure_ms``: a widget change (leverage preset, then window) until plotly has
-  redrawn the figure with new heatmap data (``plotly_afterplot`` after the data changed), median;
-* ``first_render_s``: page request until the heatmap is drawn, with a preheated kernel;
-* ``page_weight_mb``: bytes received over HTTP and the kernel websocket for one page view.
+* ``widget_to_figure_ms``: a widget change (leverage preset, then window) until the live figure
+  in the page (``.js-plotly-plot``) holds the new heatmap image and coarse heatmap data, plotly
+  has drawn them (``plotly_afterplot``, the ``<image>`` element showing the new source) and one
+  more animation frame has passed; median over the changes, with the kernel's own compute time
+  (from the status line) beside it;
+* ``first_render_s``: page request until the heatmap image is drawn, for the first and the
+  second visitor, each taking a preheated kernel from a filled pool (``http_s`` is the time to
+  the HTML document, ``kernel`` says whether the server log reports a pre-heated kernel);
+* ``page_weight_mb``: bytes received over HTTP (response bodies of http(s) URLs; ``blob:`` URLs
+  are made in the page from bytes already received) and the kernel websocket for one page view,
+  until the network is idle after the first render.
 
-Run ``python benchmarks/bench_dashboard.py``; it prints one JSON object per line.
+Run ``.venv/bin/python benchmarks/bench_dashboard.py [--repeats N]``; it prints one JSON object
+per line, each with its inputs (candles, price bins) and the ratio to its target.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -29,19 +39,36 @@ CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 APP = "02_explorer.ipynb"
+TARGET_CHANGE_MS = 250.0
+TARGET_FIRST_S = 3.0
+TARGET_WEIGHT_MB = 8.0
+
+# the heatmap image is in the layout and drawn, and the coarse hover heatmap holds data
 RENDERED = """() => { const el = document.querySelector('.js-plotly-plot');
-  return !!(el && el.data && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length)
-            && el.querySelector('.heatmaplayer image')); }"""
-# records when the heatmap data last changed and when plotly finished drawing after that
+  if (!el || !el.layout || !el.data) return false;
+  const imgs = el.layout.images || [];
+  const hm = el.data.find(t => t.type === 'heatmap');
+  return imgs.length > 0 && !!(hm && hm.z && hm.z.length)
+         && !!el.querySelector('g.imagelayer image, .layer-below image'); }"""
+# records when the figure last changed (image source or coarse z) and was drawn with it
 INSTRUMENT = """() => {
   const el = document.querySelector('.js-plotly-plot');
+  const src = () => ((el.layout.images || [])[0] || {}).source || '';
   const fp = () => { const hm = el.data.find(t => t.type === 'heatmap'); let s = 0;
     for (let i = 0; i < hm.z.length; i += 7) { const v = hm.z[i]; if (v === v && v !== null) s += v; }
-    return hm.z.length + ':' + s; };
-  window.__fp = fp; window.__last = fp(); window.__done = null;
+    const u = src(); return hm.z.length + ':' + s + ':' + u.length + ':' + u.slice(-64); };
+  const drawn = () => { const im = el.querySelector('g.imagelayer image, .layer-below image');
+    return !!im && (im.getAttribute('href') || im.getAttribute('xlink:href')) === src(); };
+  window.__last = fp(); window.__done = null;
   el.on('plotly_afterplot', () => { const f = fp();
-    if (f !== window.__last) { window.__last = f; window.__done = performance.now(); } });
+    if (f !== window.__last && drawn()) { window.__last = f;
+      requestAnimationFrame(() => { window.__done = performance.now(); }); } });
 }"""
+FIGURE_INFO = """() => { const el = document.querySelector('.js-plotly-plot');
+  const hm = el.data.find(t => t.type === 'heatmap'); const img = (el.layout.images || [])[0] || {};
+  const title = (hm.colorbar && hm.colorbar.title && hm.colorbar.title.text) || '';
+  return {title: title, sizey: img.sizey, image_chars: (img.source || '').length, coarse_cells: hm.z.length,
+          traces: el.data.length}; }"""
 
 
 def _free_port() -> int:
@@ -64,14 +91,19 @@ def _start_server(port: int, log: Path) -> subprocess.Popen:
     return proc
 
 
-def _wait_pool(log: Path, n: int, timeout: float = 180.0) -> None:
-    """Wait until the log says every notebook's kernel pool is filled, then let them settle."""
+def _filled(log: Path, name: str) -> int:
+    """How many times the server log says the pool of ``name`` was filled."""
+    text = log.read_text(errors="replace")
+    return len(re.findall(rf"Kernel pool of \S*{re.escape(name)} is filled", text))
+
+
+def _wait_filled(log: Path, name: str, count: int, timeout: float = 240.0) -> None:
+    """Wait until ``name``'s pool was filled ``count`` times, then let the kernel finish its notebook."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.read_text(errors="replace").count("is filled with") >= n:
-            break
-        time.sleep(1)
-    time.sleep(20)  # the pooled kernels execute their notebooks after starting
+    while time.monotonic() < deadline and _filled(log, name) < count:
+        time.sleep(0.5)
+    # "filled" is logged when the kernel starts; it then executes the notebook: wait for quiet CPU
+    time.sleep(25)
 
 
 def _timed_change(page, action) -> float:
@@ -81,7 +113,45 @@ def _timed_change(page, action) -> float:
     return page.evaluate("() => window.__done - window.__t0")
 
 
-def run(repeats: int = 6) -> list[dict]:
+def _computed_ms(page) -> float | None:
+    m = re.search(r"computed in ([\d,]+) ms", page.inner_text(".liqlab-status"))
+    return float(m.group(1).replace(",", "")) if m else None
+
+
+def _visit(browser, url: str, received: dict | None = None):
+    """Open ``url`` in a fresh context; return (context, page, seconds to HTML, seconds to heatmap)."""
+    context = browser.new_context(viewport={"width": 1500, "height": 1250})
+    page = context.new_page()
+    if received is not None:
+        def on_response(resp):
+            if not resp.url.startswith(("http://", "https://")):
+                return  # blob: and data: URLs are made in the page from bytes already counted
+            try:
+                received["http"] += len(resp.body())
+            except Exception:  # redirects and aborted requests have no body
+                pass
+
+        def on_ws(ws):
+            ws.on("framereceived", lambda payload: received.__setitem__(
+                "ws", received["ws"] + len(payload if isinstance(payload, (bytes, str)) else b"")))
+
+        page.on("response", on_response)
+        page.on("websocket", on_ws)
+    t0 = time.perf_counter()
+    page.goto(url, timeout=150_000, wait_until="commit")
+    html = time.perf_counter() - t0
+    page.wait_for_function(RENDERED, timeout=150_000, polling=50)
+    return context, page, html, time.perf_counter() - t0
+
+
+def _summary(runs: list[float], computed: list[float]) -> dict:
+    med = statistics.median(runs)
+    return {"median_ms": round(med, 1), "ratio_to_target": round(med / TARGET_CHANGE_MS, 2),
+            "runs": [round(x) for x in runs], "kernel_compute_median_ms": round(statistics.median(computed), 1)
+            if computed else None, "target_ms": TARGET_CHANGE_MS}
+
+
+def run(repeats: int = 8) -> list[dict]:
     """Start the app, measure in Chromium, stop; return one record per metric."""
     from playwright.sync_api import sync_playwright
 
@@ -91,51 +161,63 @@ def run(repeats: int = 6) -> list[dict]:
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"liqlab-bench-voila-{port}.log"
     proc = _start_server(port, log)
     base = f"http://127.0.0.1:{port}"
+    url = app_url(base, APP)
     out: list[dict] = []
     try:
-        _wait_pool(log, len(PUBLISHED))
+        for name in PUBLISHED:
+            _wait_filled(log, name, 1)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1250})
             received = {"http": 0, "ws": 0}
-
-            def on_response(resp):
-                try:
-                    received["http"] += len(resp.body())
-                except Exception:  # redirects and aborted requests have no body
-                    pass
-
-            def on_ws(ws):
-                ws.on("framereceived", lambda payload: received.__setitem__(
-                    "ws", received["ws"] + len(payload if isinstance(payload, (bytes, str)) else b"")))
-
-            page.on("response", on_response)
-            page.on("websocket", on_ws)
-            t0 = time.perf_counter()
-            page.goto(app_url(base, APP), timeout=150_000)
-            page.wait_for_function(RENDERED, timeout=120_000)
-            first = time.perf_counter() - t0
-            page.wait_for_timeout(1500)
-            weight = (received["http"] + received["ws"]) / 1e6
-            out.append({"metric": "first_render_s", "value": round(first, 3), "target": 3.0, "app": APP})
-            out.append({"metric": "page_weight_mb", "value": round(weight, 2), "target": 8.0, "app": APP,
-                        "http_mb": round(received["http"] / 1e6, 2), "ws_mb": round(received["ws"] / 1e6, 2)})
-
-            n_candles = page.evaluate("() => document.querySelector('.liqlab-status').innerText")
-            page.evaluate(INSTRUMENT)
-            presets = ["degen", "balanced", "retail", "conservative"]
-            lev = []
-            for i in range(repeats):
-                name = presets[i % len(presets)]
-                lev.append(_timed_change(page, lambda: page.select_option(".liqlab-preset select", label=name)))
-            out.append({"metric": "widget_to_figure_ms", "change": "leverage preset", "median": round(
-                statistics.median(lev), 1), "runs": [round(x) for x in lev], "target": 250.0, "status": n_candles})
-            win = []
-            for i in range(repeats):
-                label = "7d" if i % 2 == 0 else "30d"
-                win.append(_timed_change(page, lambda: page.click(f".liqlab-window button:has-text('{label}')")))
-            out.append({"metric": "widget_to_figure_ms", "change": "window 7d/30d", "median": round(
-                statistics.median(win), 1), "runs": [round(x) for x in win], "target": 250.0})
+            firsts = []
+            for visit in (1, 2):
+                used_before = log.read_text(errors="replace").count("Using pre-heated kernel")
+                ctx, page, html_s, first = _visit(browser, url, received if visit == 1 else None)
+                used = log.read_text(errors="replace").count("Using pre-heated kernel") > used_before
+                firsts.append({"visit": visit, "first_render_s": round(first, 3), "http_s": round(html_s, 3),
+                               "preheated_kernel": used})
+                if visit == 1:
+                    page.wait_for_load_state("networkidle")
+                    page.wait_for_timeout(1500)
+                    weight = (received["http"] + received["ws"]) / 1e6
+                    info = page.evaluate(FIGURE_INFO)
+                    status = page.inner_text(".liqlab-status")
+                    m_c = re.search(r"([\d,]+) candles", status)
+                    m_b = re.search(r"per price bin of ([\d.eE+-]+)", info["title"])
+                    candles = int(m_c.group(1).replace(",", "")) if m_c else None
+                    bins = round(info["sizey"] / float(m_b.group(1))) if m_b and info["sizey"] else None
+                    inputs = {"app": APP, "candles": candles, "bins": bins,
+                              "coarse_cells": info["coarse_cells"], "image_kb": round(info["image_chars"] / 1024)}
+                    out.append({"metric": "page_weight_mb", "value": round(weight, 2),
+                                "ratio_to_target": round(weight / TARGET_WEIGHT_MB, 2), "target": TARGET_WEIGHT_MB,
+                                "http_mb": round(received["http"] / 1e6, 2), "ws_mb": round(received["ws"] / 1e6, 2),
+                                **inputs})
+                    page.evaluate(INSTRUMENT)
+                    presets = ["degen", "balanced", "retail", "conservative"]
+                    lev, comp = [], []
+                    for i in range(repeats):
+                        label = presets[i % len(presets)]
+                        lev.append(_timed_change(
+                            page, lambda: page.select_option(".liqlab-preset select", label=label)))
+                        comp.append(_computed_ms(page))
+                    out.append({"metric": "widget_to_figure_ms", "change": "leverage preset", **inputs,
+                                **_summary(lev, [c for c in comp if c is not None])})
+                    win, comp = [], []
+                    for i in range(repeats):
+                        label = "7d" if i % 2 == 0 else "30d"
+                        win.append(_timed_change(
+                            page, lambda: page.click(f".liqlab-window button:has-text('{label}')")))
+                        comp.append(_computed_ms(page))
+                    out.append({"metric": "widget_to_figure_ms", "change": "window 7d/30d", **inputs,
+                                **_summary(win, [c for c in comp if c is not None])})
+                    ctx.close()
+                    # the pool refills after a kernel is taken: wait for it before the second visitor
+                    _wait_filled(log, APP, 2)
+                else:
+                    ctx.close()
+            for rec in firsts:
+                out.append({"metric": "first_render_s", **rec, "target": TARGET_FIRST_S,
+                            "ratio_to_target": round(rec["first_render_s"] / TARGET_FIRST_S, 2), "app": APP})
             browser.close()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -147,5 +229,7 @@ def run(repeats: int = 6) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for record in run():
-        print(json.dumps(record))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=8, help="widget changes per kind (default 8)")
+    for record in run(parser.parse_args().repeats):
+        print(json.dumps(record), flush=True)

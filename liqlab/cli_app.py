@@ -25,6 +25,9 @@ from liqlab.apps import PUBLISHED, published_paths
 #: Kernel messages a visitor's browser may send: widget traffic and kernel info, nothing that runs code.
 ALLOWED_MESSAGES = ("comm_open", "comm_msg", "comm_close", "comm_info_request", "kernel_info_request")
 
+#: JupyterLab extensions the apps do not use; Voila would load them into every page.
+UNUSED_LAB_EXTENSIONS = ("jupyterlab-plotly",)
+
 
 def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: int = 1,
                   cell_timeout: int = 120, cull_idle: int = 900, token: str | None = None) -> list[str]:
@@ -60,6 +63,9 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: 
         "--MappingKernelManager.cull_interval=60",
         f"--MappingKernelManager.allowed_message_types={allowed}",
         "--theme=dark",
+        # The apps draw with FigureWidget, which brings its own plotly.js; the lab extension's
+        # renderer for static figures would load a second copy (about 5 MB) that nothing uses.
+        f"--VoilaConfiguration.extension_denylist={list(UNUSED_LAB_EXTENSIONS)!r}",
     ]
     cmd.append(f"--token={token}" if token else "--token=")
     return cmd

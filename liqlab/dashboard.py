@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import math
 import os
 import re
@@ -218,7 +219,7 @@ class Dashboard:
         window: str = "30d",
         view: str = "explorer",
         loader: Callable[..., Loaded] | None = None,
-        debounce: float = 0.05,
+        debounce: float = 0.02,
         export_dir: str | os.PathLike | None = None,
         online: bool = False,
         height: int | None = None,
@@ -367,7 +368,9 @@ class Dashboard:
             plotting._apply_layout(fig, parts["layout"])
         # built as a Figure first: a FigureWidget ships the data and layout it was created with,
         # and a page opened later (Voila) would miss changes made before it was displayed
-        return go.FigureWidget(fig)
+        widget = _figure_widget_class()(fig)
+        _no_echo(widget)
+        return widget
 
     def _build_layout(self):
         W = self._W
@@ -857,6 +860,71 @@ class Dashboard:
         frame["predicted_long_usd"] = r.predicted["long_usd"]
         frame["predicted_short_usd"] = r.predicted["short_usd"]
         return frame
+
+
+_DATA_ARRAYS = ("x", "y", "z", "customdata", "open", "high", "low", "close", "hovertext")
+
+
+@functools.lru_cache(maxsize=1)
+def _figure_widget_class():
+    """``go.FigureWidget`` that does not fold the browser's computed defaults back into Python.
+
+    After every update the browser sends the difference between plotly.js's full trace state
+    and the model's (``_js2py_traceDeltas``). Stock ``FigureWidget`` stores it as defaults and
+    then deletes the overlapping properties (``x``, ``y``, ``customdata`` ...) from its own data
+    *and from the browser's model*, so the next difference again holds those whole arrays, as
+    JSON: about 0.9 MB each way per update for the dashboard's heatmap. This subclass only
+    marks the edit as finished (the figure's data stay what Python set), and sends all of a
+    trace's arrays whenever one of them changes, so that the difference stays small.
+    """
+    import plotly.graph_objects as go
+    from plotly.basedatatypes import Undefined
+    from traitlets import observe
+
+    class LightFigureWidget(go.FigureWidget):
+        def _send_update_msg(self, restyle_data, relayout_data, trace_indexes=None, source_view_id=None):
+            # The browser's model keeps the data it was created with: whatever an update does not
+            # carry, its view then reports back as a difference (whole arrays as JSON). So when
+            # a trace's arrays change, send all of its arrays (binary, cheap).
+            indexes = self._normalize_trace_indexes(trace_indexes)
+            restyle = dict(restyle_data or {})
+            per_trace = [k for k, v in restyle.items() if isinstance(v, list) and len(v) == len(indexes)]
+            touched = [any(k in _DATA_ARRAYS and restyle[k][j] is not Undefined for k in per_trace)
+                       for j in range(len(indexes))]
+            if any(touched) and len(per_trace) == len(restyle):
+                for key in _DATA_ARRAYS:
+                    values = list(restyle.get(key, [Undefined] * len(indexes)))
+                    for j, idx in enumerate(indexes):
+                        current = self.data[idx]._props.get(key) if touched[j] else None
+                        if values[j] is Undefined and current is not None:
+                            values[j] = current
+                    if any(v is not Undefined for v in values):
+                        restyle[key] = values
+            super()._send_update_msg(restyle, relayout_data, trace_indexes, source_view_id)
+
+        @observe("_js2py_traceDeltas")
+        def _handler_js2py_traceDeltas(self, change):
+            if change["new"]:
+                self._trace_edit_in_process = False
+                if not self._layout_edit_in_process:
+                    while self._waiting_edit_callbacks:
+                        self._waiting_edit_callbacks.pop()()
+            self._js2py_traceDeltas = None
+
+    return LightFigureWidget
+
+
+def _no_echo(widget) -> None:
+    """Stop the kernel echoing a FigureWidget's browser-to-Python messages back to the browser.
+
+    After every update the browser reports the figure's full computed state (``_js2py_*``:
+    hundreds of kB when arrays change); ipywidgets 8 echoes each such value back to every view,
+    which then parses it again for nothing. Per-instance trait metadata turns the echo off for
+    these messages only (``traitlets`` reads ``_<trait>_metadata`` before the class's).
+    """
+    for name in widget.trait_names():
+        if name.startswith("_js2py_"):
+            setattr(widget, f"_{name}_metadata", {"echo_update": False})
 
 
 def _safe(symbol: str) -> str:

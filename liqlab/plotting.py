@@ -568,7 +568,9 @@ def _axis_key(axis_id: str) -> str:
 def _heatmap_layout(height: int) -> dict:
     return dict(
         template="plotly_dark", paper_bgcolor=BACKGROUND, plot_bgcolor=BACKGROUND, height=height,
-        margin=dict(l=60, r=20, t=90, b=70), barmode="overlay", bargap=0, showlegend=True,
+        # fixed margins with room for the colour bar and legend: margins that grow with tick
+        # labels would make every update lay the figure out twice
+        margin=dict(l=60, r=20, t=90, b=70, autoexpand=False), barmode="overlay", bargap=0, showlegend=True,
         legend=dict(orientation="h", x=0.0, xanchor="left", y=-0.06, yanchor="top", font=dict(size=11)),
         hovermode="closest", uirevision="keep",
         title=dict(x=0.0, xanchor="left", y=0.99, yanchor="top", font=dict(size=14)),

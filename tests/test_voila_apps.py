@@ -27,20 +27,25 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Debian chromium not installed at {CHROMIUM}"),
 ]
 
-# fingerprint of the heatmap trace as the browser holds it
+# fingerprint of the heatmap as the browser holds it: the coarse hover trace and the image source
 FINGERPRINT = """() => {
   const el = document.querySelector('.js-plotly-plot');
-  if (!el || !el.data) return null;
+  if (!el || !el.data || !el.layout) return null;
   const hm = el.data.find(t => t.type === 'heatmap');
   if (!hm || !hm.z) return null;
   let s = 0, n = 0;
   for (let i = 0; i < hm.z.length; i++) { const v = hm.z[i]; if (v !== null && v === v) { s += v; n++; } }
-  return [hm.z.length, n, s, hm.y && hm.y.length ? hm.y[0] : 0].join('|');
+  const src = ((el.layout.images || [])[0] || {}).source || '';
+  return [hm.z.length, n, s, hm.y && hm.y.length ? hm.y[0] : 0, src.length, src.slice(-48)].join('|');
 }"""
+# drawn: the heatmap image in the layout and on screen, the coarse hover heatmap with data, its colour bar
 RENDERED = """() => {
   const el = document.querySelector('.js-plotly-plot');
-  return !!(el && el.data && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length)
-            && el.querySelector('.heatmaplayer image'));
+  if (!el || !el.data || !el.layout) return false;
+  const src = ((el.layout.images || [])[0] || {}).source || '';
+  const img = el.querySelector('g.imagelayer image');
+  return src.startsWith('data:image/png;base64,') && !!img && img.getAttribute('href') === src
+         && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length) && !!el.querySelector('.colorbar');
 }"""
 ANY_PLOT = "() => { const el = document.querySelector('.js-plotly-plot'); return !!(el && el.data && el.data.length); }"
 
