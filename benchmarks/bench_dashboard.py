@@ -11,9 +11,9 @@ price rows):
 * ``first_render_s``: page request until the heatmap image is drawn, for the first and the
   second visitor, each taking a preheated kernel from a filled pool (``http_s`` is the time to
   the HTML document, ``kernel`` says whether the server log reports a pre-heated kernel);
-* ``page_weight_mb``: bytes received over HTTP (response bodies of http(s) URLs; ``blob:`` URLs
-  are made in the page from bytes already received) and the kernel websocket for one page view,
-  until the network is idle after the first render.
+* ``page_weight_mb``: bytes received over HTTP (bodies and headers of http(s) responses as
+  transferred; ``blob:`` URLs are made in the page from bytes already received) and the kernel
+  websocket for one page view, until the network is idle after the first render.
 
 Run ``.venv/bin/python benchmarks/bench_dashboard.py [--repeats N]``; it prints one JSON object
 per line, each with its inputs (candles, price bins) and the ratio to its target.
@@ -123,19 +123,20 @@ def _visit(browser, url: str, received: dict | None = None):
     context = browser.new_context(viewport={"width": 1500, "height": 1250})
     page = context.new_page()
     if received is not None:
-        def on_response(resp):
-            if not resp.url.startswith(("http://", "https://")):
+        def on_finished(request):
+            if not request.url.startswith(("http://", "https://")):
                 return  # blob: and data: URLs are made in the page from bytes already counted
             try:
-                received["http"] += len(resp.body())
-            except Exception:  # redirects and aborted requests have no body
-                pass
+                sizes = request.sizes()  # bytes on the wire (encoded body and headers)
+                received["http"] += sizes["responseBodySize"] + sizes["responseHeadersSize"]
+            except Exception:  # aborted requests report no sizes
+                received["http_errors"] = received.get("http_errors", 0) + 1
 
         def on_ws(ws):
             ws.on("framereceived", lambda payload: received.__setitem__(
                 "ws", received["ws"] + len(payload if isinstance(payload, (bytes, str)) else b"")))
 
-        page.on("response", on_response)
+        page.on("requestfinished", on_finished)
         page.on("websocket", on_ws)
     t0 = time.perf_counter()
     page.goto(url, timeout=150_000, wait_until="commit")
@@ -191,6 +192,7 @@ def run(repeats: int = 8) -> list[dict]:
                     out.append({"metric": "page_weight_mb", "value": round(weight, 2),
                                 "ratio_to_target": round(weight / TARGET_WEIGHT_MB, 2), "target": TARGET_WEIGHT_MB,
                                 "http_mb": round(received["http"] / 1e6, 2), "ws_mb": round(received["ws"] / 1e6, 2),
+                                "http_unsized": received.get("http_errors", 0),
                                 **inputs})
                     page.evaluate(INSTRUMENT)
                     presets = ["degen", "balanced", "retail", "conservative"]

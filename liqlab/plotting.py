@@ -705,24 +705,13 @@ def map_parts(
     lev_short = _share_text(snapshot, "short", rows)
     below, above = prices <= price, prices >= price
     traces = {
-        "map_long": dict(
-            x=long_usd, y=prices, orientation="h", name="long liquidations (levels below)",
-            marker=dict(color=LONG_COLOUR, line=dict(width=0)), xaxis=ax["x"], yaxis=ax["y"],
-            customdata=np.column_stack([dist, cum_long]), hovertext=lev_long,
-            hovertemplate=("Price %{y:,.2f} (%{customdata[0]:+.2f}% from price)<br>"
-                           "Longs liquidated here $%{x:,.0f}<br>"
-                           "If price falls here: $%{customdata[1]:,.0f} in total<br>"
-                           "%{hovertext}<extra></extra>"),
-        ),
-        "map_short": dict(
-            x=short_usd, y=prices, orientation="h", name="short liquidations (levels above)",
-            marker=dict(color=SHORT_COLOUR, line=dict(width=0)), xaxis=ax["x"], yaxis=ax["y"],
-            customdata=np.column_stack([dist, cum_short]), hovertext=lev_short,
-            hovertemplate=("Price %{y:,.2f} (%{customdata[0]:+.2f}% from price)<br>"
-                           "Shorts liquidated here $%{x:,.0f}<br>"
-                           "If price rises here: $%{customdata[1]:,.0f} in total<br>"
-                           "%{hovertext}<extra></extra>"),
-        ),
+        # only levels holding something: every bar is an SVG element the browser lays out
+        "map_long": _map_bar(long_usd, prices, dist, cum_long, lev_long, LONG_COLOUR,
+                             "long liquidations (levels below)", "Longs liquidated here",
+                             "If price falls here", ax),
+        "map_short": _map_bar(short_usd, prices, dist, cum_short, lev_short, SHORT_COLOUR,
+                              "short liquidations (levels above)", "Shorts liquidated here",
+                              "If price rises here", ax),
         "cum_long": dict(
             x=np.where(below, cum_long, np.nan), y=prices, mode="lines", name="cumulative longs",
             line=dict(color=LONG_COLOUR, width=2, dash="dot"), xaxis=ax["cum_x"], yaxis=ax["y"],
@@ -761,6 +750,22 @@ def map_parts(
         "shapes": shapes,
     }
     return {"traces": traces, "layout": layout, "clusters": clusters, "rows": rows}
+
+
+def _map_bar(notional, prices, dist, cum, share, colour: str, name: str, here: str, total: str,
+             ax: Mapping[str, str]) -> dict:
+    """Horizontal bars of one side of the map, for the levels holding a positive notional."""
+    keep = np.flatnonzero(np.asarray(notional) > 0)
+    return dict(
+        x=np.asarray(notional, dtype=np.float32)[keep], y=np.asarray(prices, dtype=np.float32)[keep],
+        orientation="h", name=name, marker=dict(color=colour, line=dict(width=0)), xaxis=ax["x"], yaxis=ax["y"],
+        customdata=np.column_stack([np.round(dist[keep], 2), np.round(cum[keep])]),
+        hovertext=[share[i] for i in keep],
+        hovertemplate=("Price %{y:,.2f} (%{customdata[0]:+.2f}% from price)<br>"
+                       f"{here} $%{{x:,.0f}}<br>"
+                       f"{total}: $%{{customdata[1]:,.0f}} in total<br>"
+                       "%{hovertext}<extra></extra>"),
+    )
 
 
 def _share_text(snapshot: "LiquidationMap", side: str, rows: slice) -> list[str]:

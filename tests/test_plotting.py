@@ -191,8 +191,11 @@ def _snapshot():
 def test_liquidation_map_bars_and_cumulative_curves():
     fig = plotting.liquidation_map_figure(_snapshot())
     ml, ms = _trace(fig, "map_long"), _trace(fig, "map_short")
-    np.testing.assert_array_equal(ml.x, [100, 40, 0, 0, 0])
-    np.testing.assert_array_equal(ms.x, [0, 0, 0, 20, 40])
+    # only levels holding something are drawn (one SVG element per bar)
+    np.testing.assert_array_equal(ml.x, [100, 40])
+    np.testing.assert_array_equal(ml.y, [90, 95])
+    np.testing.assert_array_equal(ms.x, [20, 40])
+    np.testing.assert_array_equal(ms.y, [105, 110])
     assert ml.marker.color == plotting.LONG_COLOUR and ms.marker.color == plotting.SHORT_COLOUR
     cl, cs = np.asarray(_trace(fig, "cum_long").x), np.asarray(_trace(fig, "cum_short").x)
     np.testing.assert_array_equal(cl[:3], [140, 40, 0])  # grows away from the price, downward
@@ -215,7 +218,9 @@ def test_liquidation_map_hover_has_leverage_share():
     fig = plotting.liquidation_map_figure(_snapshot())
     ml = _trace(fig, "map_long")
     assert ml.hovertext[1] == "leverage: 10x 25% · 25x 75%"
-    assert ml.hovertext[3] == "no open positions"
+    assert len(ml.hovertext) == len(ml.x) == 2
+    # customdata: distance from the price in %, cumulative notional if price moves there
+    assert [list(r) for r in ml.customdata] == [[-10.0, 140.0], [-5.0, 40.0]]
     assert "from price" in ml.hovertemplate
 
 
