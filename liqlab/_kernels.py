@@ -18,7 +18,10 @@ when they age alike), per price bin. Three tricks keep a candle O(tiers + bins t
    ``book *= 1 - f``;
 3. age: ``book[slot] *= decay[slot]``;
 4. enter: each tier's new notional is placed at ``entry * factor[tier]`` (a point, or spread
-   uniformly over ``[entry_lo, entry_hi] * factor``), vulnerable from the next candle;
+   uniformly over ``[entry_lo, entry_hi] * factor``), vulnerable from the next candle; with
+   ``same_candle``, the share whose level lies beyond the close (above it for longs, below for
+   shorts) is liquidated in this candle instead: the close comes after every entry, so the price
+   crossed those levels after they were opened;
 5. snapshot the summed book at display columns.
 """
 
@@ -62,16 +65,38 @@ def _place(book, s, slot, lo_level, hi_level, amount, p0, step, n_bins):
 
 
 @njit
+def _beyond_close(lo_level, hi_level, close, side):
+    """Share of levels spread uniformly over ``[lo_level, hi_level]`` already crossed by the close.
+
+    Longs: levels above the close; shorts: levels below it. A point counts whole or not at all.
+    """
+    if hi_level <= lo_level:
+        if side == 0:
+            return 1.0 if lo_level > close else 0.0
+        return 1.0 if lo_level < close else 0.0
+    if side == 0:
+        share = (hi_level - max(lo_level, close)) / (hi_level - lo_level)
+    else:
+        share = (min(hi_level, close) - lo_level) / (hi_level - lo_level)
+    if share < 0.0:
+        return 0.0
+    if share > 1.0:
+        return 1.0
+    return share
+
+
+@njit
 def run_engine(
-    high, low, entry_lo, entry_hi, new_long, new_short, drop, churn, oi_prev,
+    high, low, close, entry_lo, entry_hi, new_long, new_short, drop, churn, oi_prev,
     long_factor, short_factor, slot_of_tier, decay, p0, step, n_bins, snap_at, grid_dtype_probe,
+    same_candle,
 ):
     """Run the position book over all candles.
 
     Parameters
     ----------
-    high, low : float64[n]
-        Candle extremes, used for touches.
+    high, low, close : float64[n]
+        Candle extremes, used for touches, and the close (for same-candle liquidations).
     entry_lo, entry_hi : float64[n]
         Entry price range of positions opened in each candle (equal for a point entry).
     new_long, new_short : float64[n]
@@ -92,6 +117,8 @@ def run_engine(
         Sorted candle indices after which the book is snapshotted.
     grid_dtype_probe : float32[0]
         Carries the snapshot dtype (float32).
+    same_candle : bool
+        Liquidate at once the share of new positions whose level lies beyond the candle's close.
 
     Returns
     -------
@@ -209,11 +236,26 @@ def run_engine(
                     continue
                 x = amount * weight
                 j = slot_of_tier[i]
-                stored = x / scale[side, j]
-                b_lo, b_hi = _place(book, side, j, entry_lo[t] * factor, entry_hi[t] * factor,
-                                    stored, p0, step, n_bins)
-                sums[side, j] += stored
                 totals[0, side] += x
+                lo_level = entry_lo[t] * factor
+                hi_level = entry_hi[t] * factor
+                if same_candle:
+                    # the close comes after every entry: levels beyond it were crossed already
+                    gone = _beyond_close(lo_level, hi_level, close[t], side)
+                    if gone > 0.0:
+                        pred[t, side] += x * gone
+                        totals[2, side] += x * gone
+                        x *= 1.0 - gone
+                        if side == 0:
+                            if hi_level > close[t]:
+                                hi_level = close[t]
+                        elif lo_level < close[t]:
+                            lo_level = close[t]
+                        if x <= 0.0:
+                            continue
+                stored = x / scale[side, j]
+                b_lo, b_hi = _place(book, side, j, lo_level, hi_level, stored, p0, step, n_bins)
+                sums[side, j] += stored
                 if side == 0:
                     if b_hi > top[j]:
                         top[j] = b_hi

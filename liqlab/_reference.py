@@ -2,7 +2,7 @@
 
 It exists to check the fast kernel (tests hold the two equal) and to measure how much faster the
 kernel is (``benchmarks/run.py``). It follows the same candle order as :mod:`liqlab._kernels`:
-touch, close (net of liquidations, plus churn), age, enter.
+touch, close (net of liquidations, plus churn), age, enter (same-candle liquidations first).
 """
 
 from __future__ import annotations
@@ -60,6 +60,21 @@ def reference_predictions(prep) -> tuple[np.ndarray, dict]:
                 x = amount * weight
                 entered[side] += x
                 lo, hi = prep.entry_lo[t] * factor, prep.entry_hi[t] * factor
+                if prep.same_candle:
+                    c = prep.close[t]
+                    if hi <= lo:
+                        gone = float(lo > c) if side == 0 else float(lo < c)
+                    elif side == 0:
+                        gone = min(max((hi - max(lo, c)) / (hi - lo), 0.0), 1.0)
+                    else:
+                        gone = min(max((min(hi, c) - lo) / (hi - lo), 0.0), 1.0)
+                    pred[t, side] += x * gone
+                    liquidated[side] += x * gone
+                    x *= 1.0 - gone
+                    if gone > 0:
+                        lo, hi = (lo, min(hi, c)) if side == 0 else (max(lo, c), hi)
+                    if x <= 0:
+                        continue
                 b_lo = min(max(int(np.floor((lo - g.p0) / g.step)), 0), g.n_bins - 1)
                 b_hi = min(max(int(np.floor((hi - g.p0) / g.step)), 0), g.n_bins - 1)
                 b_hi = max(b_hi, b_lo)

@@ -68,6 +68,8 @@ class Inputs:
     entry: str
     position_notional: float
     half_life_hours: float
+    turnover: float
+    same_candle: bool
     tilt: str
     tilt_strength: float
     side: str
@@ -290,12 +292,16 @@ class Dashboard:
                                     layout=W.Layout(width="250px"), style=wide), "mmr")
         self.w_bin = cls(W.FloatText(value=0.0, description="Bin size (0 auto)", layout=W.Layout(width="200px"),
                                      style=wide), "bin")
-        self.w_entry = cls(W.Dropdown(options=ENTRY_MODES, value="typical", description="Entry",
+        self.w_entry = cls(W.Dropdown(options=ENTRY_MODES, value="range", description="Entry",
                                       layout=W.Layout(width="160px"), style=wide), "entry")
         self.w_size = cls(W.FloatText(value=10_000.0, description="Position USD", layout=W.Layout(width="190px"),
                                       style=wide), "size")
         self.w_half = cls(W.FloatText(value=0.0, description="Half-life h (0 off)", layout=W.Layout(width="190px"),
                                       style=wide), "half-life")
+        self.w_turnover = cls(W.BoundedFloatText(value=0.1, min=0.0, max=1.0, step=0.01, description="Turnover",
+                                                 layout=W.Layout(width="150px"), style=wide), "turnover")
+        self.w_same = cls(W.Checkbox(value=True, description="same-candle liquidations", indent=False,
+                                     layout=W.Layout(width="190px")), "same-candle")
         self.w_tilt = cls(W.Dropdown(options=TILTS, value="none", description="Tilt", layout=W.Layout(width="200px"),
                                      style=wide), "tilt")
         self.w_tilt_k = cls(W.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="strength",
@@ -379,7 +385,7 @@ class Dashboard:
         range_row = W.HBox([self.w_start, self.w_end, self.w_online, self.w_live, self.w_live_s,
                             W.HTML("s")], layout=W.Layout(flex_flow="row wrap", align_items="center"))
         model_row = W.HBox([self.w_preset, self.w_mmr, self.w_bin, self.w_entry, self.w_size, self.w_half,
-                            self.w_tilt, self.w_tilt_k, self.w_side, self.w_price],
+                            self.w_turnover, self.w_same, self.w_tilt, self.w_tilt_k, self.w_side, self.w_price],
                            layout=W.Layout(flex_flow="row wrap", align_items="center"))
         tiers = W.HBox([
             W.VBox([W.HTML("<b>Long weights</b> by leverage"), *self.w_long]),
@@ -401,7 +407,7 @@ class Dashboard:
 
     def _wire(self) -> None:
         recompute = [self.w_exchange, self.w_symbol, self.w_timeframe, self.w_online, self.w_mmr, self.w_bin,
-                     self.w_entry, self.w_size, self.w_half, self.w_tilt, self.w_tilt_k, self.w_side, self.w_price,
+                     self.w_entry, self.w_size, self.w_half, self.w_turnover, self.w_same, self.w_tilt, self.w_tilt_k, self.w_side, self.w_price,
                      *self.w_long, *self.w_short]
         for w in recompute:
             w.observe(self._on_change, names="value")
@@ -564,6 +570,12 @@ class Dashboard:
             raise InputError(f"half-life must lie between 0 (off) and 100,000 hours, got {half:g}")
         if 0 < half < 0.1:
             raise InputError(f"half-life of {half:g} h is shorter than a candle; use at least 0.1 h or 0 (off)")
+        turnover = _finite(self.w_turnover.value, "turnover")
+        if not 0 <= turnover <= 1:
+            raise InputError(f"turnover must lie between 0 (off) and 1, got {turnover:g}")
+        same_candle = self.w_same.value
+        if not isinstance(same_candle, bool):
+            raise InputError("the same-candle switch must be on or off")
         tilt = _choice(self.w_tilt.value, TILTS, "tilt source")
         tilt_k = _finite(self.w_tilt_k.value, "tilt strength")
         if not 0 <= tilt_k <= 1:
@@ -574,7 +586,7 @@ class Dashboard:
         if not isinstance(online, bool):
             raise InputError("the online switch must be on or off")
         return Inputs(exchange, symbol, timeframe, window, start, end, preset, longs, shorts, mmr, bin_size,
-                      entry, size, half, tilt, tilt_k, side, price_style, online)
+                      entry, size, half, turnover, same_candle, tilt, tilt_k, side, price_style, online)
 
     # -------------------------------------------------------------------------- compute
     def _load(self, inp: Inputs) -> Loaded:
@@ -646,7 +658,8 @@ class Dashboard:
                              f"({lo:,.6g}-{hi:,.6g}); use a smaller one (or 0 for automatic)")
         return ModelParams(
             mix=mix, entry=inp.entry, position_notional=inp.position_notional, brackets=brackets,
-            bin_size=bin_size, half_life_hours=inp.half_life_hours or None, tilt=inp.tilt,
+            bin_size=bin_size, half_life_hours=inp.half_life_hours or None, turnover=inp.turnover,
+            same_candle=inp.same_candle, tilt=inp.tilt,
             tilt_strength=inp.tilt_strength, max_columns=MAX_COLUMNS,
         )
 
@@ -766,12 +779,14 @@ class Dashboard:
         """Set widgets by name and recompute once (for scripts and tests).
 
         Names: exchange, symbol, timeframe, window, start, end, preset, mmr, bin_size, entry,
-        position_notional, half_life_hours, tilt, tilt_strength, side, price_style, online, time.
+        position_notional, half_life_hours, turnover, same_candle, tilt, tilt_strength, side,
+        price_style, online, time.
         """
         names = {"exchange": self.w_exchange, "symbol": self.w_symbol, "timeframe": self.w_timeframe,
                  "window": self.w_window, "start": self.w_start, "end": self.w_end, "preset": self.w_preset,
                  "mmr": self.w_mmr, "bin_size": self.w_bin, "entry": self.w_entry,
-                 "position_notional": self.w_size, "half_life_hours": self.w_half, "tilt": self.w_tilt,
+                 "position_notional": self.w_size, "half_life_hours": self.w_half, "turnover": self.w_turnover,
+                 "same_candle": self.w_same, "tilt": self.w_tilt,
                  "tilt_strength": self.w_tilt_k, "side": self.w_side, "price_style": self.w_price,
                  "online": self.w_online}
         time_value = values.pop("time", None)

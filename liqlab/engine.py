@@ -19,8 +19,10 @@ others close; that share of each candle's traded notional is closed pro rata and
 candle's prices, which keeps the book refreshed near the price without changing OI.
 
 *Positions out.* (1) Touch: a long level is liquidated when a later candle's low reaches it (a short
-level, a high); positions opened in a candle are vulnerable from the next candle. The notional
-swept is the model's **predicted liquidation** of that candle. (2) Closing: a fall in OI closes
+level, a high); positions opened in a candle are vulnerable from the next candle, except the share
+whose level lies beyond the candle's close (``same_candle``, on by default): every entry precedes
+the close, so the price crossed those levels after they were opened, and they are liquidated in
+their own candle. The notional swept is the model's **predicted liquidation** of that candle. (2) Closing: a fall in OI closes
 positions pro rata across all levels, net of what the model liquidated in that candle. (3) Ageing
 (optional): a half-life, per tier or for all, for positions closed for other reasons.
 
@@ -87,6 +89,11 @@ class ModelParams:
         Share of each candle's traded notional (``volume * entry``) that replaces existing positions:
         closed pro rata and re-opened at this candle's prices on both sides, leaving OI unchanged.
         Net OI changes miss this churn, which keeps the book refreshed near the price. 0 = off.
+    same_candle
+        Liquidate in the entry candle the share of new positions whose level lies beyond the
+        candle's close (above it for longs, below for shorts): every entry precedes the close, so
+        the price crossed those levels after they were opened. False: new positions are only
+        vulnerable from the next candle.
     max_columns
         Most display columns in the heatmap (0 = predictions only, fastest).
     """
@@ -103,6 +110,7 @@ class ModelParams:
     tilt_strength: float = 1.0
     oi_change: Literal["contracts", "quote"] = "contracts"
     turnover: float = 0.1
+    same_candle: bool = True
     max_columns: int = 1000
 
     def __post_init__(self) -> None:
@@ -139,6 +147,8 @@ class ModelParams:
             raise EngineError(f"oi_change must be 'contracts' or 'quote', not {self.oi_change!r}")
         if not (isinstance(self.turnover, (int, float)) and math.isfinite(self.turnover) and 0.0 <= self.turnover <= 1.0):
             raise EngineError(f"turnover must lie in [0, 1], got {self.turnover!r}")
+        if not isinstance(self.same_candle, (bool, np.bool_)):
+            raise EngineError(f"same_candle must be True or False, got {self.same_candle!r}")
         if not isinstance(self.max_columns, (int, np.integer)) or not 0 <= self.max_columns <= 20_000:
             raise EngineError(f"max_columns must be a whole number from 0 to 20000, got {self.max_columns!r}")
 
@@ -205,6 +215,7 @@ class _Prepared:
     decay_per_tier: np.ndarray
     grid: PriceGrid
     notes: tuple[str, ...]
+    same_candle: bool = False
 
 
 def _entry_prices(o, h, l, c, mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -342,6 +353,7 @@ def prepare(market: Market, params: ModelParams) -> _Prepared:
         new_long=new_long, new_short=new_short, drop=drop, churn=churn, oi_prev=oi_prev,
         long_factor=np.vstack([long_f, w_long]), short_factor=np.vstack([short_f, w_short]),
         leverages=lev, decay_per_tier=decay, grid=grid, notes=tuple(notes),
+        same_candle=bool(params.same_candle),
     )
 
 
@@ -358,11 +370,11 @@ def _run(prep: _Prepared, upto: int, snap_at: np.ndarray, merge_tiers: bool):
     g = prep.grid
     sl = slice(0, upto)
     return run_engine(
-        prep.high[sl], prep.low[sl], prep.entry_lo[sl], prep.entry_hi[sl],
+        prep.high[sl], prep.low[sl], prep.close[sl], prep.entry_lo[sl], prep.entry_hi[sl],
         prep.new_long[sl], prep.new_short[sl], prep.drop[sl], prep.churn[sl], prep.oi_prev[sl],
         prep.long_factor, prep.short_factor, slot_of_tier, decay,
         float(g.p0), float(g.step), int(g.n_bins), snap_at.astype(np.int64),
-        np.zeros(0, np.float32),
+        np.zeros(0, np.float32), prep.same_candle,
     )
 
 

@@ -17,7 +17,7 @@ Each candle
     5. new cohorts open on both sides with equal notional (every contract has a long and a short
        holder), leverage drawn from the hidden mix tilted by a slow "crowding" factor, maintenance
        margin from the bracket table at the trader's size, entry prices spread over the candle's
-       final range. They become vulnerable from the next candle (the engine's convention).
+       final range. They become vulnerable from the next candle.
 
 Open interest (quote) is ``close * (long quantity + short quantity) / 2`` of the open cohorts, so
 it rises with new positions and falls with closes and liquidations. Funding, the long/short

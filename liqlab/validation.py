@@ -244,17 +244,17 @@ def format_scorecard(table: pd.DataFrame) -> str:
 
 # -- fitting and sensitivity --------------------------------------------------------------------
 def _objective(predicted: pd.DataFrame, realized: pd.DataFrame, lo: int, hi: int) -> float:
-    """Mean over sides of in-sample log-R² and Spearman on candles ``lo:hi`` (higher is better).
+    """Mean over sides of in-sample log-R², Spearman and cascade recall on candles ``lo:hi``.
 
-    Both: log-R² alone rewards getting the level right and ignores the ordering of the many small
-    candles, which Spearman measures. Cascade recall is left out: a training span holds too few
-    cascades (about a dozen) for it to choose between settings rather than between noise.
+    The fit maximises what the scorecard reports, the three metrics weighted alike. log-R² alone
+    rewards the level and ignores the ordering of the many small candles (Spearman); both hardly
+    separate the leading settings, while recall says whether the largest candles are caught.
     """
     vals = []
     for side in SIDES:
         p = predicted[f"{side}_usd"].to_numpy(float)[lo:hi]
         r = realized[f"{side}_usd"].to_numpy(float)[lo:hi]
-        vals.append(0.5 * (log_r2(p, r, fit_log_line(p, r)) + spearman(p, r)))
+        vals.append((log_r2(p, r, fit_log_line(p, r)) + spearman(p, r) + cascade_recall(p, r)) / 3.0)
     vals = [v for v in vals if np.isfinite(v)]
     return float(np.mean(vals)) if vals else float("-inf")
 
@@ -277,8 +277,8 @@ def fit_model(
     """Choose model settings on the training span only (before ``split``).
 
     Every combination of ``grid`` (default: leverage preset x turnover x entry mode) is run;
-    the one with the best in-sample mean of log-R² and Spearman over both sides on the training
-    candles wins. The
+    the one with the best in-sample mean of log-R², Spearman and cascade recall over both sides
+    on the training candles wins (ties: the earlier in the grid). The
     model is causal, so running it over the whole window and reading only training candles uses
     no test data.
 

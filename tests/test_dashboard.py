@@ -37,7 +37,8 @@ def _image(d):
 
 def _reset(d):
     assert d.set(exchange="sample", symbol="BTCUSDT", timeframe="5m", window="7d", preset="balanced", mmr="auto",
-                 bin_size=0.0, entry="typical", position_notional=10_000.0, half_life_hours=0.0, tilt="none",
+                 bin_size=0.0, entry="range", position_notional=10_000.0, half_life_hours=0.0, turnover=0.1,
+                 same_candle=True, tilt="none",
                  tilt_strength=1.0, side="combined", price_style="candles"), d.message
 
 
@@ -57,7 +58,7 @@ def test_initial_render_and_status(dash):
 @pytest.mark.parametrize("change", [
     {"symbol": "ETHUSDT"}, {"preset": "degen"}, {"window": "1d"}, {"side": "long"},
     {"position_notional": 5e6}, {"half_life_hours": 6.0}, {"tilt": "taker"}, {"mmr": "flat 0.5%"},
-    {"entry": "range"}, {"bin_size": 100.0},
+    {"entry": "typical"}, {"bin_size": 100.0}, {"turnover": 0.0}, {"same_candle": False},
 ])
 def test_changes_update_figure(dash, change):
     _reset(dash)
@@ -127,7 +128,7 @@ HOSTILE = [
     {"position_notional": -1.0}, {"position_notional": 1e300}, {"position_notional": math.nan},
     {"half_life_hours": -3.0}, {"half_life_hours": 1e-6}, {"half_life_hours": math.inf},
     {"symbol": "'; import os; os.system('x')"}, {"symbol": "DOGEUSDT"}, {"symbol": ""}, {"symbol": "A" * 5000},
-    {"tilt_strength": math.nan},
+    {"tilt_strength": math.nan}, {"turnover": math.nan},
 ]
 
 
@@ -146,7 +147,7 @@ def test_hostile_values_give_a_status_message(dash, bad):
 def test_hostile_trait_values_bypassing_dropdowns(dash):
     """A visitor can push raw values; the callback's validation still catches them."""
     _reset(dash)
-    for widget, value in ((dash.w_window, "custom"),):
+    for widget, value in ((dash.w_window, "custom"), (dash.w_same, "yes")):
         with dash._mute():
             try:
                 widget.value = value

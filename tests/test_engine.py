@@ -91,6 +91,30 @@ def test_range_entry_spreads_levels_over_bins():
     assert snap.prices[snap.long_usd > 0].min() == pytest.approx(88.25)
 
 
+def test_same_candle_liquidates_levels_beyond_the_close():
+    # 10x, MMR 0, entries uniform over [98, 120]: long levels over [88.2, 108], short over
+    # [107.8, 132]. The candle closes at 99: long levels above 99 (entries above 110, 10/22 of
+    # them) were crossed after entry; shorts, whose levels all lie above the close, survive.
+    rows = [(100, 100, 100, 100, 100_000), (110, 120, 98, 99, 101_000)]
+    params = ModelParams(**{**LIFECYCLE, "entry": "range", "bin_size": 0.1})
+    res = compute_heatmap(market_from(rows), params)
+    gone = 1000.0 * 10 / 22
+    assert res.predicted["long_usd"].tolist() == pytest.approx([0, gone])
+    assert res.predicted["short_usd"].tolist() == pytest.approx([0, 0])
+    snap = res.snapshot(-1)
+    assert snap.long_usd.sum() == pytest.approx(1000.0 - gone)
+    assert snap.prices[snap.long_usd > 0].max() < 99.0
+    t = res.totals
+    assert t["entered_long"] == pytest.approx(1000.0) and t["liquidated_long"] == pytest.approx(gone)
+    # closing at the top, 125: short levels below it (entries below 125 / 1.1) were crossed
+    rows_up = [(100, 100, 100, 100, 100_000), (100, 125, 100, 125, 101_000)]
+    up = compute_heatmap(market_from(rows_up), params)
+    assert up.predicted["short_usd"].iloc[1] == pytest.approx(1000.0 * (125 / 1.1 - 100) / 25)
+    assert up.predicted["long_usd"].iloc[1] == 0.0
+    off = compute_heatmap(market_from(rows), params.replace(same_candle=False))
+    assert off.predicted.to_numpy().sum() == 0.0
+
+
 def test_ageing_halves_positions_each_half_life():
     rows = [(100, 100, 100, 100, 100_000), (100, 100, 100, 100, 101_000)] + [(100, 100, 100, 100, 101_000)] * 4
     res = compute_heatmap(market_from(rows), ModelParams(**{**LIFECYCLE, "half_life_hours": 2.0}))
@@ -194,6 +218,7 @@ params_strategy = st.builds(
     tilt_strength=st.floats(0, 1),
     oi_change=st.sampled_from(["contracts", "quote"]),
     turnover=st.floats(0, 1),
+    same_candle=st.booleans(),
     max_columns=st.integers(0, 50),
 )
 
@@ -231,15 +256,15 @@ def test_no_lookahead_cutting_the_future_leaves_the_past_unchanged(seed, n, cut,
     np.testing.assert_allclose(b.short_usd, a.short_usd[shift:shift + b.prices.size], rtol=1e-12, atol=1e-9)
 
 
-@pytest.mark.parametrize("seed, half_life", [(1, None), (2, 24.0)])
-def test_kernel_equals_python_twin_and_object_reference(seed, half_life):
+@pytest.mark.parametrize("seed, half_life, same_candle", [(1, None, True), (2, 24.0, False), (3, 24.0, True)])
+def test_kernel_equals_python_twin_and_object_reference(seed, half_life, same_candle):
     m = random_market(seed, 250)
-    prep = prepare(m, ModelParams(half_life_hours=half_life, tilt="taker"))
+    prep = prepare(m, ModelParams(half_life_hours=half_life, tilt="taker", same_candle=same_candle))
     k = prep.leverages.size
-    args = (prep.high, prep.low, prep.entry_lo, prep.entry_hi, prep.new_long, prep.new_short, prep.drop,
+    args = (prep.high, prep.low, prep.close, prep.entry_lo, prep.entry_hi, prep.new_long, prep.new_short, prep.drop,
             prep.churn, prep.oi_prev, prep.long_factor, prep.short_factor, np.arange(k, dtype=np.int64),
             prep.decay_per_tier.copy(), prep.grid.p0, prep.grid.step, prep.grid.n_bins,
-            np.array([99, 249], np.int64), np.zeros(0, np.float32))
+            np.array([99, 249], np.int64), np.zeros(0, np.float32), same_candle)
     fast = run_engine(*args)
     slow = run_engine.py_func(*args)
     for x, y in zip(fast, slow):
