@@ -13,6 +13,7 @@ user accounts. ``--token`` adds Jupyter's token check as a minimal gate.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -29,8 +30,23 @@ ALLOWED_MESSAGES = ("comm_open", "comm_msg", "comm_close", "comm_info_request", 
 UNUSED_LAB_EXTENSIONS = ("jupyterlab-plotly",)
 
 
+#: Tornado settings for Voila: permessage-deflate on the kernel websocket (level 1: most of the gain
+#: for little CPU), which carries the widget state and every figure update. HTTP responses (the
+#: JavaScript bundles) are best compressed by the reverse proxy in front (see the README): Voila
+#: applies these settings after tornado has fixed its output transforms.
+TORNADO_SETTINGS = {"websocket_compression_options": {"compression_level": 1}}
+
+
+def write_voila_config(folder: Path) -> Path:
+    """Write ``voila.json`` with :data:`TORNADO_SETTINGS` into ``folder``; return ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "voila.json").write_text(json.dumps({"Voila": {"tornado_settings": TORNADO_SETTINGS}}))
+    return folder
+
+
 def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: int = 1,
-                  cell_timeout: int = 120, cull_idle: int = 900, token: str | None = None) -> list[str]:
+                  cell_timeout: int = 120, cull_idle: int = 900, token: str | None = None,
+                  config_dir: Path | None = None) -> list[str]:
     """The ``voila`` command line serving ``folder`` in tree mode with hardened settings.
 
     Parameters
@@ -47,6 +63,8 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: 
         Seconds after which an idle kernel (a closed tab) is shut down.
     token
         Jupyter token required in the URL (None: no token).
+    config_dir
+        Folder holding a ``voila.json`` (see :func:`write_voila_config`): compression settings.
     """
     allowed = "[" + ",".join(f"'{m}'" for m in ALLOWED_MESSAGES) + "]"
     cmd = [
@@ -68,6 +86,8 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: 
         f"--VoilaConfiguration.extension_denylist={list(UNUSED_LAB_EXTENSIONS)!r}",
     ]
     cmd.append(f"--token={token}" if token else "--token=")
+    if config_dir is not None:
+        cmd.append(f"--Voila.config_file_paths={[str(config_dir)]!r}")
     return cmd
 
 
@@ -83,8 +103,10 @@ def cmd_app(args: argparse.Namespace) -> int:
     """Run Voila until interrupted."""
     with tempfile.TemporaryDirectory(prefix="liqlab-app-") as tmp:
         folder = stage_notebooks(Path(tmp) / "apps", Path(args.notebooks) if args.notebooks else None)
+        config = write_voila_config(Path(tmp) / "config")
         cmd = voila_command(folder, port=args.port, ip=args.ip, pool_size=args.pool_size,
-                            cell_timeout=args.cell_timeout, cull_idle=args.cull_idle, token=args.token)
+                            cell_timeout=args.cell_timeout, cull_idle=args.cull_idle, token=args.token,
+                            config_dir=config)
         env = dict(os.environ)
         # exports from the apps land next to where the command was started, not in the temp folder
         env.setdefault("LIQLAB_EXPORT_DIR", str(Path.cwd() / "exports"))

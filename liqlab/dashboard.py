@@ -353,11 +353,11 @@ class Dashboard:
                  "predicted_short", "map_long", "map_short", "cum_long", "cum_short"]
         traces = plotting._make_traces(parts["traces"] if parts else {n: {} for n in names})
         for t in traces:
-            if t.type == "bar" and t.meta.startswith("map_"):
-                t.update(orientation="h", xaxis="x2", yaxis="y")
+            if t.meta.startswith("map_"):
+                t.update(xaxis="x2", yaxis="y")
             elif t.meta.startswith("cum_"):
                 t.update(xaxis="x3", yaxis="y", mode="lines")
-            elif t.type == "bar":
+            elif t.meta.startswith(("realized_", "predicted_")):
                 t.update(xaxis="x", yaxis="y2")
         split = 0.74 if self.view == "explorer" else 0.42
         fig = go.Figure(data=traces, layout=plotting._heatmap_layout(self.height))

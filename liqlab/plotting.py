@@ -552,12 +552,29 @@ def heatmap_image(
 
 
 def _bar(x, y, colour: str, offset_ms: float, width_ms: float, name: str, ax: Mapping[str, str]) -> dict:
+    """Bars of one series drawn as a single filled step path (one SVG element, not one per bar).
+
+    Bar ``k`` spans ``[x_k + offset_ms, x_k + offset_ms + width_ms]`` from 0 to ``y_k``. Each bar
+    is three points: its top-left and top-centre and its bottom-right corner, joined by
+    horizontal-then-vertical steps and filled to zero; all three carry the bar's hover text, so
+    hovering anywhere along its top shows the period and the amount.
+    """
     y = np.asarray(y, dtype=np.float32)
+    start = _ms(x) + offset_ms
+    xs = np.repeat(start, 3) + np.tile([0.0, 0.5 * width_ms, width_ms], len(start))
+    ys = np.repeat(y, 3)
+    ys[2::3] = 0.0
+    labels = [f"{t:%Y-%m-%d %H:%M}" for t in pd.DatetimeIndex(x) for _ in range(3)]
     return dict(
-        x=_ms(x), y=y, marker=dict(color=colour, line=dict(width=0)), offset=offset_ms, width=width_ms,
-        name=name, xaxis=ax["x"], yaxis=ax["bars_y"], customdata=np.abs(y),
-        hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>{name}: $%{{customdata:,.0f}}<extra></extra>",
+        x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv"), fill="tozeroy", fillcolor=colour,
+        name=name, xaxis=ax["x"], yaxis=ax["bars_y"], text=labels, customdata=np.abs(ys[0::3]).repeat(3),
+        hovertemplate=f"%{{text}} UTC<br>{name}: $%{{customdata:,.0f}}<extra></extra>",
     )
+
+
+def bar_values(trace) -> np.ndarray:
+    """The per-bar heights of a trace made by :func:`_bar` (every third point is a bar's top-left)."""
+    return np.asarray(trace["y"] if isinstance(trace, Mapping) else trace.y, dtype=np.float64)[0::3]
 
 
 def _axis_key(axis_id: str) -> str:
@@ -582,8 +599,9 @@ def _make_traces(traces: Mapping[str, dict]) -> list:
 
     kinds = {
         "time_anchor": go.Scatter, "heatmap": go.Heatmap, "price_candles": go.Candlestick, "price_line": go.Scattergl,
-        "realized_long": go.Bar, "predicted_long": go.Bar, "realized_short": go.Bar,
-        "predicted_short": go.Bar, "map_long": go.Bar, "map_short": go.Bar,
+        # bars are filled step paths (see _bar, _map_bar): one SVG element per series
+        "realized_long": go.Scatter, "predicted_long": go.Scatter, "realized_short": go.Scatter,
+        "predicted_short": go.Scatter, "map_long": go.Scatter, "map_short": go.Scatter,
         "cum_long": go.Scatter, "cum_short": go.Scatter, "snapshot_price": go.Scatter,
     }
     out = []
@@ -705,7 +723,6 @@ def map_parts(
     lev_short = _share_text(snapshot, "short", rows)
     below, above = prices <= price, prices >= price
     traces = {
-        # only levels holding something: every bar is an SVG element the browser lays out
         "map_long": _map_bar(long_usd, prices, dist, cum_long, lev_long, LONG_COLOUR,
                              "long liquidations (levels below)", "Longs liquidated here",
                              "If price falls here", ax),
@@ -754,13 +771,16 @@ def map_parts(
 
 def _map_bar(notional, prices, dist, cum, share, colour: str, name: str, here: str, total: str,
              ax: Mapping[str, str]) -> dict:
-    """Horizontal bars of one side of the map, for the levels holding a positive notional."""
-    keep = np.flatnonzero(np.asarray(notional) > 0)
+    """One side of the map as a filled step outline through every level: bars without gaps.
+
+    The ``vhv`` steps hold each level's notional over its whole bin and the fill reaches back to
+    zero, so it looks like adjacent horizontal bars but is one SVG path however many levels there
+    are; each level is a point carrying its hover text.
+    """
     return dict(
-        x=np.asarray(notional, dtype=np.float32)[keep], y=np.asarray(prices, dtype=np.float32)[keep],
-        orientation="h", name=name, marker=dict(color=colour, line=dict(width=0)), xaxis=ax["x"], yaxis=ax["y"],
-        customdata=np.column_stack([np.round(dist[keep], 2), np.round(cum[keep])]),
-        hovertext=[share[i] for i in keep],
+        x=np.asarray(notional, dtype=np.float32), y=np.asarray(prices, dtype=np.float32), mode="lines",
+        line=dict(width=0, shape="vhv"), fill="tozerox", fillcolor=colour, name=name, xaxis=ax["x"],
+        yaxis=ax["y"], customdata=np.column_stack([np.round(dist, 2), np.round(cum)]), hovertext=list(share),
         hovertemplate=("Price %{y:,.2f} (%{customdata[0]:+.2f}% from price)<br>"
                        f"{here} $%{{x:,.0f}}<br>"
                        f"{total}: $%{{customdata[1]:,.0f}} in total<br>"

@@ -149,13 +149,20 @@ def test_bars_colours_signs_and_positions():
     fig = plotting.heatmap_figure(_result(m), m)
     rl, rs = _trace(fig, "realized_long"), _trace(fig, "realized_short")
     pl, ps = _trace(fig, "predicted_long"), _trace(fig, "predicted_short")
-    assert rl.marker.color == plotting.LONG_COLOUR and rs.marker.color == plotting.SHORT_COLOUR
-    assert pl.marker.color == plotting.LONG_PREDICTED and ps.marker.color == plotting.SHORT_PREDICTED
-    np.testing.assert_array_equal(rl.y, [0, 500, 800, 0])  # longs up
-    np.testing.assert_array_equal(rs.y, [0, 0, 0, -700])  # shorts down
-    np.testing.assert_array_equal(pl.y, [0, 0, 20, 0])
+    assert rl.fillcolor == plotting.LONG_COLOUR and rs.fillcolor == plotting.SHORT_COLOUR
+    assert pl.fillcolor == plotting.LONG_PREDICTED and ps.fillcolor == plotting.SHORT_PREDICTED
+    np.testing.assert_array_equal(plotting.bar_values(rl), [0, 500, 800, 0])  # longs up
+    np.testing.assert_array_equal(plotting.bar_values(rs), [0, 0, 0, -700])  # shorts down
+    np.testing.assert_array_equal(plotting.bar_values(pl), [0, 0, 20, 0])
+    # each bar: top-left, top-centre, bottom-right, filled to zero with horizontal-first steps
+    t0 = m.index[1].value / 1e6
+    np.testing.assert_allclose(rl.x[3:6], [t0 + 180_000, t0 + 990_000, t0 + 1_800_000])
+    np.testing.assert_array_equal(rl.y[3:6], [500, 500, 0])
+    assert rl.fill == "tozeroy" and rl.line.shape == "hv" and rl.line.width == 0
+    assert list(rl.text[3:6]) == [f"{m.index[1]:%Y-%m-%d %H:%M}"] * 3 and list(rl.customdata[3:6]) == [500] * 3
     # inside their period, side by side: realized in the first half, predicted in the second
-    assert 0 <= rl.offset < rl.offset + rl.width <= pl.offset < pl.offset + pl.width <= 3_600_000
+    assert 0 <= rl.x[0] - m.index[0].value / 1e6 < rl.x[2] - m.index[0].value / 1e6 <= pl.x[0] - m.index[0].value / 1e6
+    assert pl.x[2] - m.index[0].value / 1e6 <= 3_600_000
     assert rl.yaxis == "y2" and _trace(fig, "heatmap").yaxis == "y"
     assert fig.layout.xaxis.anchor == "y2", "bars and heatmap share the time axis"
 
@@ -191,12 +198,12 @@ def _snapshot():
 def test_liquidation_map_bars_and_cumulative_curves():
     fig = plotting.liquidation_map_figure(_snapshot())
     ml, ms = _trace(fig, "map_long"), _trace(fig, "map_short")
-    # only levels holding something are drawn (one SVG element per bar)
-    np.testing.assert_array_equal(ml.x, [100, 40])
-    np.testing.assert_array_equal(ml.y, [90, 95])
-    np.testing.assert_array_equal(ms.x, [20, 40])
-    np.testing.assert_array_equal(ms.y, [105, 110])
-    assert ml.marker.color == plotting.LONG_COLOUR and ms.marker.color == plotting.SHORT_COLOUR
+    # every level, as one filled step outline per side
+    np.testing.assert_array_equal(ml.x, [100, 40, 0, 0, 0])
+    np.testing.assert_array_equal(ml.y, [90, 95, 100, 105, 110])
+    np.testing.assert_array_equal(ms.x, [0, 0, 0, 20, 40])
+    assert ml.fill == "tozerox" and ml.line.shape == "vhv" and ml.line.width == 0
+    assert ml.fillcolor == plotting.LONG_COLOUR and ms.fillcolor == plotting.SHORT_COLOUR
     cl, cs = np.asarray(_trace(fig, "cum_long").x), np.asarray(_trace(fig, "cum_short").x)
     np.testing.assert_array_equal(cl[:3], [140, 40, 0])  # grows away from the price, downward
     assert np.isnan(cl[3:]).all()
@@ -218,9 +225,9 @@ def test_liquidation_map_hover_has_leverage_share():
     fig = plotting.liquidation_map_figure(_snapshot())
     ml = _trace(fig, "map_long")
     assert ml.hovertext[1] == "leverage: 10x 25% · 25x 75%"
-    assert len(ml.hovertext) == len(ml.x) == 2
+    assert len(ml.hovertext) == len(ml.x) == 5
     # customdata: distance from the price in %, cumulative notional if price moves there
-    assert [list(r) for r in ml.customdata] == [[-10.0, 140.0], [-5.0, 40.0]]
+    assert [list(r) for r in ml.customdata[:3]] == [[-10.0, 140.0], [-5.0, 40.0], [0.0, 0.0]]
     assert "from price" in ml.hovertemplate
 
 
