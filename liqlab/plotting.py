@@ -564,7 +564,7 @@ def _bar(x, y, colour: str, offset_ms: float, width_ms: float, name: str, ax: Ma
     xs = np.repeat(start, 3) + np.tile([0.0, 0.5 * width_ms, width_ms], len(start))
     ys = np.repeat(y, 3)
     ys[2::3] = 0.0
-    labels = [f"{t:%Y-%m-%d %H:%M}" for t in pd.DatetimeIndex(x) for _ in range(3)]
+    labels = np.repeat(pd.DatetimeIndex(x).strftime("%Y-%m-%d %H:%M").to_numpy(dtype=object), 3).tolist()
     return dict(
         x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv"), fill="tozeroy", fillcolor=colour,
         name=name, xaxis=ax["x"], yaxis=ax["bars_y"], text=labels, customdata=np.abs(ys[0::3]).repeat(3),
