@@ -124,8 +124,8 @@ def run_engine(
     -------
     pred : float64[n, 2]
         Model-liquidated notional per candle, long and short.
-    grids : float32[2, n_bins, c]
-        Outstanding notional per side, bin and snapshot.
+    grids : float32[2, c, n_bins]
+        Outstanding notional per side, snapshot and bin (each snapshot contiguous: written in order).
     book : float64[2, slots, n_bins]
         Final outstanding notional per side, slot and bin (actual units).
     totals : float64[4, 2]
@@ -141,7 +141,7 @@ def run_engine(
     top = np.full(n_slots, -1, np.int64)        # highest possibly non-empty long bin
     bottom = np.full(n_slots, n_bins, np.int64)  # lowest possibly non-empty short bin
     pred = np.zeros((n, 2))
-    grids = np.zeros((2, n_bins, n_snap), grid_dtype_probe.dtype)
+    grids = np.zeros((2, n_snap, n_bins), grid_dtype_probe.dtype)
     totals = np.zeros((4, 2))
     centre0 = p0 + 0.5 * step
     ageing = False
@@ -275,7 +275,7 @@ def run_engine(
                         b_from = bottom[j]
                         b_to = n_bins
                     for b in range(b_from, b_to):
-                        grids[s, b, snap_pos] += book[s, j, b] * sc
+                        grids[s, snap_pos, b] += book[s, j, b] * sc
             snap_pos += 1
 
     for s in range(2):

@@ -146,8 +146,14 @@ def _bundled(name: str) -> BracketTable:
 
 def available_tables() -> list[str]:
     """Names of the bundled bracket tables."""
+    return list(_table_names())
+
+
+@lru_cache(maxsize=1)
+def _table_names() -> tuple[str, ...]:
+    # the bundled folder is part of the installed package: list it once per process
     folder = resources.files("liqlab").joinpath("brackets")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json")))
 
 
 def default_brackets(exchange: str = "binance", symbol: str = "BTCUSDT") -> BracketTable:
@@ -157,7 +163,7 @@ def default_brackets(exchange: str = "binance", symbol: str = "BTCUSDT") -> Brac
     """
     ex = exchange.lower().replace("usdm", "").replace("coinm", "")
     sym = "".join(ch for ch in symbol.split(":")[0].lower() if ch.isalnum())
-    names = available_tables()
+    names = _table_names()
     for candidate in (f"{ex}_{sym}", f"{ex}_default"):
         if candidate in names:
             return _bundled(candidate)

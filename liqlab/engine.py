@@ -49,6 +49,7 @@ from liqlab.market import Market, timeframe_to_timedelta
 EntryMode = Literal["typical", "close", "ohlc4", "range"]
 TiltSource = Literal["none", "long_short_ratio", "taker"]
 MAX_BINS = 20_000
+_SIDE_COLUMNS = pd.Index(["long_usd", "short_usd"])
 
 
 class EngineError(ValueError):
@@ -575,13 +576,13 @@ def compute_heatmap(market: Market, params: ModelParams | None = None, **overrid
     snap_at = display_columns(n, params.max_columns)
     pred, grids, _, totals = _run(prep, n, snap_at, merge_tiers=True)
     index = market.index
-    predicted = pd.DataFrame(pred, index=index, columns=["long_usd", "short_usd"])
+    predicted = pd.DataFrame(pred, index=index, columns=_SIDE_COLUMNS, copy=False)
     names = ("entered", "closed", "liquidated", "outstanding")
     tot = {f"{name}_{side}": float(totals[i, j]) for i, name in enumerate(names)
            for j, side in enumerate(("long", "short"))}
     return HeatmapResult(
         timestamps=index, columns=index[snap_at], column_index=snap_at, prices=prep.grid.centres,
-        bin_size=prep.grid.step, long=grids[0], short=grids[1], predicted=predicted, totals=tot,
+        bin_size=prep.grid.step, long=grids[0].T, short=grids[1].T, predicted=predicted, totals=tot,
         params=params, notes=prep.notes, grid=prep.grid, _prep=prep,
     )
 

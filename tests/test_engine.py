@@ -283,7 +283,7 @@ def test_merged_tiers_equal_separate_tiers():
 
     sep = _run(prep, len(m), display_columns(len(m), 20), merge_tiers=False)
     np.testing.assert_allclose(sep[0], res.predicted.to_numpy(), rtol=1e-10, atol=1e-6)
-    np.testing.assert_allclose(sep[1][0], res.long, rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(sep[1][0].T, res.long, rtol=1e-5, atol=1e-2)
 
 
 def test_higher_leverage_and_mmr_move_levels_toward_price_in_the_map():
