@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from liqlab._guarded import GuardedComponent, sentence
 from liqlab import cascade_plots, plotting
 from liqlab.cascade import CascadeError, CascadeParams, make_population, phase_diagram, simulate_cascade
 
@@ -89,7 +90,7 @@ def _within(v: float, lo: float, hi: float, what: str, unit: str = "") -> float:
     return v
 
 
-class CascadeLab:
+class CascadeLab(GuardedComponent):
     """Widgets, a cascade figure, a phase diagram and a status line for teaching cascades.
 
     Parameters
@@ -108,6 +109,8 @@ class CascadeLab:
     height
         Height of the figure (cascade on top, phase diagram below) in pixels.
     """
+
+    EXPECTED = (LabInputError, CascadeError, ValueError, TypeError, KeyError)
 
     def __init__(
         self,
@@ -225,31 +228,6 @@ class CascadeLab:
     def _on_round(self, _change=None) -> None:
         if not self._muted:
             self._guarded(self._show_round_widget)
-
-    class _Mute:
-        def __init__(self, owner):
-            self.owner = owner
-
-        def __enter__(self):
-            self.prev = self.owner._muted
-            self.owner._muted = True
-
-        def __exit__(self, *exc):
-            self.owner._muted = self.prev
-            return False
-
-    def _mute(self):
-        return CascadeLab._Mute(self)
-
-    def _guarded(self, fn, *args):
-        """Run a callback; any failure becomes a status message, never a traceback."""
-        try:
-            return fn(*args)
-        except (LabInputError, CascadeError, ValueError, TypeError, KeyError) as exc:
-            self._set_status(_sentence(exc), error=True)
-        except Exception as exc:  # noqa: BLE001 - visitors must never see a traceback
-            self._set_status(f"unexpected {type(exc).__name__}: {_sentence(exc)}", error=True)
-        return None
 
     # -------------------------------------------------------------------------- validation
     def read_inputs(self) -> LabInputs:
@@ -408,11 +386,3 @@ class CascadeLab:
             if t.meta == name:
                 return t
         raise KeyError(name)
-
-
-def _sentence(exc: BaseException) -> str:
-    """The first line of an exception message, ending with a full stop."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return text if text.endswith((".", "!", "?")) else text + "."

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from liqlab._guarded import GuardedComponent, sentence
 from liqlab import plotting
 from liqlab.market import Market, MarketDataError, make_market, timeframe_to_timedelta
 
@@ -189,7 +190,7 @@ def _ts(d) -> pd.Timestamp | None:
 
 
 # ----------------------------------------------------------------------------- the component
-class Dashboard:
+class Dashboard(GuardedComponent):
     """Widgets, one figure and a status line for exploring liquidation heatmaps.
 
     Parameters
@@ -211,6 +212,8 @@ class Dashboard:
     height
         Figure height in pixels.
     """
+
+    EXPECTED = (InputError, MarketDataError, ValueError, KeyError, OSError)
 
     def __init__(
         self,
@@ -454,7 +457,7 @@ class Dashboard:
         try:
             mix = self._mix_cls.preset(name)
         except Exception as exc:  # unknown names never reach here from the dropdown, but be safe
-            self._set_status(_sentence(exc), error=True)
+            self._set_status(sentence(exc), error=True)
             return False
         with self._mute():
             self._tier_leverages = tuple(mix.leverages)
@@ -480,21 +483,6 @@ class Dashboard:
             return
         self._guarded(self.set_live, bool(change["new"]))
 
-    class _Mute:
-        def __init__(self, owner):
-            self.owner = owner
-
-        def __enter__(self):
-            self.prev = self.owner._muted
-            self.owner._muted = True
-
-        def __exit__(self, *exc):
-            self.owner._muted = self.prev
-            return False
-
-    def _mute(self):
-        return Dashboard._Mute(self)
-
     def schedule(self) -> None:
         """Recompute after ``debounce`` seconds of quiet (at once without a running event loop)."""
         try:
@@ -507,16 +495,6 @@ class Dashboard:
         if self._handle is not None:
             self._handle.cancel()
         self._handle = loop.call_later(self.debounce, self.refresh)
-
-    def _guarded(self, fn, *args):
-        """Run a callback; any failure becomes a status message, never a traceback."""
-        try:
-            return fn(*args)
-        except (InputError, MarketDataError, ValueError, KeyError, OSError) as exc:
-            self._set_status(_sentence(exc), error=True)
-        except Exception as exc:  # noqa: BLE001 - visitors must never see a traceback
-            self._set_status(f"unexpected {type(exc).__name__}: {_sentence(exc)}", error=True)
-        return None
 
     # -------------------------------------------------------------------------- validation
     def read_inputs(self) -> Inputs:
@@ -601,9 +579,9 @@ class Dashboard:
                                  since, inp.end, inp.online)
         except Exception as exc:  # noqa: BLE001 - any source failure falls back to the sample
             if inp.exchange == "sample":
-                raise InputError(f"the bundled sample could not be read: {_sentence(exc)}") from exc
+                raise InputError(f"the bundled sample could not be read: {sentence(exc)}") from exc
             fallback = self._sample_fallback(inp.symbol)
-            fallback.note = f"{inp.exchange} {inp.symbol}: {_sentence(exc)} Showing the bundled sample instead"
+            fallback.note = f"{inp.exchange} {inp.symbol}: {sentence(exc)} Showing the bundled sample instead"
             loaded = fallback
         if len(self._cache) > 8:
             self._cache.pop(next(iter(self._cache)))
@@ -944,11 +922,3 @@ def _no_echo(widget) -> None:
 
 def _safe(symbol: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "", symbol)
-
-
-def _sentence(exc: BaseException) -> str:
-    """The first line of an exception message, ending with a full stop."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return text if text.endswith((".", "!", "?")) else text + "."
