@@ -566,7 +566,7 @@ def _bar(x, y, colour: str, offset_ms: float, width_ms: float, name: str, ax: Ma
     ys[2::3] = 0.0
     labels = np.repeat(pd.DatetimeIndex(x).strftime("%Y-%m-%d %H:%M").to_numpy(dtype=object), 3).tolist()
     return dict(
-        x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv"), fill="tozeroy", fillcolor=colour,
+        x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv", color=colour), fill="tozeroy", fillcolor=colour,
         name=name, xaxis=ax["x"], yaxis=ax["bars_y"], text=labels, customdata=np.abs(ys[0::3]).repeat(3),
         hovertemplate=f"%{{text}} UTC<br>{name}: $%{{customdata:,.0f}}<extra></extra>",
     )
@@ -779,7 +779,7 @@ def _map_bar(notional, prices, dist, cum, share, colour: str, name: str, here: s
     """
     return dict(
         x=np.asarray(notional, dtype=np.float32), y=np.asarray(prices, dtype=np.float32), mode="lines",
-        line=dict(width=0, shape="vhv"), fill="tozerox", fillcolor=colour, name=name, xaxis=ax["x"],
+        line=dict(width=0, shape="vhv", color=colour), fill="tozerox", fillcolor=colour, name=name, xaxis=ax["x"],
         yaxis=ax["y"], customdata=np.column_stack([np.round(dist, 2), np.round(cum)]), hovertext=list(share),
         hovertemplate=("Price %{y:,.2f} (%{customdata[0]:+.2f}% from price)<br>"
                        f"{here} $%{{x:,.0f}}<br>"
