@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         names = ", ".join(PUBLISHED)
         print(f"liqlab app: serving {names} on http://{args.ip}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
         proc = subprocess.Popen(cmd, env=env)
+        # a service manager or `timeout` stops us with SIGTERM: take Voila and its kernels down too
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             return proc.wait()
         except KeyboardInterrupt:
@@ -122,6 +125,12 @@ def cmd_app(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
             return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def register(subparsers) -> None:

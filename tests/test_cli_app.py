@@ -1,0 +1,68 @@
+"""``liqlab app``: the Voila command line it builds, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from liqlab.cli_app import ALLOWED_MESSAGES, TORNADO_SETTINGS, voila_command, write_voila_config
+from tests.voila_server import ROOT, free_port, wait_ready
+
+
+def test_voila_command_is_hardened_and_reads_the_compression_config(tmp_path):
+    config = write_voila_config(tmp_path / "config")
+    cmd = voila_command(tmp_path / "apps", port=9999, config_dir=config)
+    for flag in ("--strip_sources=True", "--show_tracebacks=False", "--VoilaExecutor.show_tracebacks=False",
+                 "--preheat_kernel=True", "--VoilaExecutor.skip_cells_with_tag=selftest", "--Voila.ip=127.0.0.1"):
+        assert flag in cmd
+    allowed = next(a for a in cmd if a.startswith("--MappingKernelManager.allowed_message_types="))
+    assert "execute_request" not in allowed and all(m in allowed for m in ALLOWED_MESSAGES)
+    assert f"--Voila.config_file_paths={[str(config)]!r}" in cmd
+    saved = json.loads((config / "voila.json").read_text())
+    assert saved == {"Voila": {"tornado_settings": TORNADO_SETTINGS}}
+    assert saved["Voila"]["tornado_settings"]["websocket_compression_options"] == {"compression_level": 1}
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_stops_voila_too(tmp_path):
+    """A service manager stops ``liqlab app`` with SIGTERM; Voila must not live on as an orphan."""
+    port = free_port()
+    log = open(tmp_path / "app.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "liqlab.cli", "app", "--port", str(port)], cwd=ROOT,
+                            env=dict(os.environ, LIQLAB_EXPORT_DIR=str(tmp_path)), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", proc)
+        os.kill(proc.pid, signal.SIGTERM)  # the parent only, as `kill` or systemd would
+        assert proc.wait(timeout=30) == 130
+        deadline = time.monotonic() + 30
+        while not _refused(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _refused(port), "Voila still listens after liqlab app was stopped"
+    finally:
+        log.close()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_staged_folder_holds_only_published_notebooks(tmp_path):
+    from liqlab.apps import PUBLISHED
+    from liqlab.cli_app import stage_notebooks
+
+    folder = stage_notebooks(tmp_path / "apps")
+    assert sorted(p.name for p in Path(folder).iterdir()) == sorted(PUBLISHED)
