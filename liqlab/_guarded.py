@@ -46,6 +46,35 @@ class GuardedComponent:
         """Context in which observers ignore value changes made by the component itself."""
         return _Mute(self)
 
+    def _own_widgets(self) -> list:
+        """The component's input widgets: attributes named ``w_*`` (a widget or a list of them)."""
+        out = []
+        for name, value in vars(self).items():
+            if name.startswith("w_"):
+                out.extend(value if isinstance(value, (list, tuple)) else [value])
+        return [w for w in out if hasattr(w, "set_state")]
+
+    def _guard_widget_states(self, widgets) -> None:
+        """Report values the page sends that a widget's own traits refuse, instead of raising.
+
+        ipywidgets applies a browser message with ``set_state``; a refused value (a dropdown index
+        out of range, a string for a number) would raise inside the kernel's message handler,
+        which prints a traceback onto the kernel's output channel. The wrapper keeps the old value
+        and says what happened in the status line.
+        """
+        for widget in widgets:
+            original = widget.set_state
+
+            def set_state(sync_data, _original=original, _widget=widget):
+                try:
+                    _original(sync_data)
+                except Exception as exc:  # noqa: BLE001 - a visitor's value must never raise
+                    name = getattr(_widget, "description", "") or type(_widget).__name__
+                    self._set_status(f"{name}: the value sent from the page was refused ({sentence(exc)})",
+                                     error=True)
+
+            widget.set_state = set_state
+
     def _guarded(self, fn: Callable[..., Any], *args) -> Any:
         """Run a callback; any failure becomes a status message, never a traceback."""
         try:

@@ -422,6 +422,7 @@ class Dashboard(GuardedComponent):
             w.observe(self._on_weight, names="value")
         self.w_time.observe(self._on_time, names="value")
         self.w_live.observe(self._on_live, names="value")
+        self._guard_widget_states(self._own_widgets())
 
     def _repr_mimebundle_(self, **kwargs):
         return self.layout._repr_mimebundle_(**kwargs)

@@ -105,3 +105,12 @@ def test_cascade_parts_reveal_rounds_and_keep_axes():
     assert remaining == pytest.approx(res.map_at(last, edges).long_usd.sum())
     with pytest.raises(ValueError):
         cascade_plots.cascade_parts(res, last + 1)
+
+
+def test_values_refused_by_widget_traits_are_reported_not_raised(lab):
+    msg = {"content": {"comm_id": lab.w_depth.model_id,
+                       "data": {"method": "update", "state": {"value": "deep"}, "buffer_paths": []}}, "buffers": []}
+    before = lab.w_depth.value
+    lab.w_depth._handle_msg(msg)
+    assert lab.w_depth.value == before
+    assert "refused" in lab.status.value
