@@ -353,7 +353,7 @@ class Dashboard(GuardedComponent):
         import plotly.graph_objects as go
 
         names = ["time_anchor", "heatmap", "price_candles", "price_line", "realized_long", "predicted_long", "realized_short",
-                 "predicted_short", "map_long", "map_short", "cum_long", "cum_short"]
+                 "predicted_short", "map_long", "map_short", "cum_long", "cum_short", "map_labels"]
         traces = plotting._make_traces(parts["traces"] if parts else {n: {} for n in names})
         for t in traces:
             if t.meta.startswith("map_"):
@@ -722,7 +722,7 @@ class Dashboard(GuardedComponent):
         self.snapshot = self.result.snapshot(int(raw))
         parts = self._explorer_parts(self.result, self.market, self.snapshot, self.inputs)
         only_map = {"traces": {k: v for k, v in parts["traces"].items() if k.startswith(("map_", "cum_"))},
-                    "layout": {k: v for k, v in parts["layout"].items() if k in ("shapes", "annotations")}}
+                    "layout": {k: v for k, v in parts["layout"].items() if k == "shapes"}}
         plotting.apply_parts(self.figure, only_map, self._parts)
         self._parts = {**parts, "traces": {**self._parts["traces"], **only_map["traces"]}} if self._parts else parts
         self._time_label()

@@ -602,14 +602,14 @@ def _make_traces(traces: Mapping[str, dict]) -> list:
         # bars are filled step paths (see _bar, _map_bar): one SVG element per series
         "realized_long": go.Scatter, "predicted_long": go.Scatter, "realized_short": go.Scatter,
         "predicted_short": go.Scatter, "map_long": go.Scatter, "map_short": go.Scatter,
-        "cum_long": go.Scatter, "cum_short": go.Scatter, "snapshot_price": go.Scatter,
+        "cum_long": go.Scatter, "cum_short": go.Scatter, "snapshot_price": go.Scatter, "map_labels": go.Scatter,
     }
     out = []
     for name, props in traces.items():
         props = dict(props)
         props.setdefault("name", name)
         props["meta"] = name  # the part name; FigureWidget replaces uids, so look traces up by meta
-        if name in ("time_anchor", "heatmap", "price_candles", "price_line", "snapshot_price"):
+        if name in ("time_anchor", "heatmap", "price_candles", "price_line", "snapshot_price", "map_labels"):
             props.setdefault("showlegend", False)
         out.append(kinds[name](**props))
     return out
@@ -706,8 +706,8 @@ def map_parts(
     -------
     dict
         ``{"traces": {...}, "layout": {...}, "clusters": {"long": ..., "short": ...}}`` with trace
-        names ``map_long``, ``map_short``, ``cum_long``, ``cum_short``, ``snapshot_price``; the
-        layout holds the price line and the cluster annotations.
+        names ``map_long``, ``map_short``, ``cum_long``, ``cum_short`` and ``map_labels`` (the price
+        and the nearest cluster on each side, as text); the layout holds the price line.
     """
     ax = {"x": "x", "y": "y", "cum_x": "x2", **(axes or {})}
     price = float(snapshot.price)
@@ -741,29 +741,32 @@ def map_parts(
         ),
     }
     clusters = {s: snapshot.nearest_cluster(s, threshold) for s in ("long", "short")}
-    xref = ax["x"]
-    yref = ax["y"]
-    annotations = [
-        dict(xref=f"{xref} domain", yref=yref, x=1.0, y=price, xanchor="right", yanchor="bottom",
-             text=f"price {_price(price)} · {snapshot.time:%Y-%m-%d %H:%M} UTC", showarrow=False,
-             font=dict(color=PRICE_COLOUR, size=11), name="price"),
-    ]
+    # labels as one text trace rather than layout annotations: a trace update is a plain data
+    # change for plotly, annotations are re-validated and re-measured on every update
+    right = float(max(long_usd.max(initial=0.0), short_usd.max(initial=0.0))) or 1.0
+    xs, ys, texts, colours, where = [right], [price], [
+        f"price {_price(price)} · {snapshot.time:%Y-%m-%d %H:%M} UTC"], [PRICE_COLOUR], ["top left"]
     for s, hit in clusters.items():
         if hit is None:
             continue
         p, notional, d = hit
-        colour = LONG_COLOUR if s == "long" else SHORT_COLOUR
-        annotations.append(dict(
-            xref=xref, yref=yref, x=notional, y=p, ax=-50, ay=(20 if s == "long" else -20),
-            text=f"{s} cluster {_price(p)} ({d:+.2f}%) · {_usd(notional)}", showarrow=True,
-            arrowcolor=colour, arrowhead=2, font=dict(color=colour, size=11),
-            bgcolor="rgba(14,17,23,0.8)", name=f"{s}_cluster",
-        ))
-    shapes = [dict(type="line", xref=f"{xref} domain", yref=yref, x0=0, x1=1, y0=price, y1=price,
+        xs.append(float(notional))
+        ys.append(float(p))
+        texts.append(f"{s} cluster {_price(p)} ({d:+.2f}%) · {_usd(notional)}")
+        colours.append(LONG_COLOUR if s == "long" else SHORT_COLOUR)
+        where.append("bottom left" if s == "long" else "top left")
+    # light text with a dark halo reads on the bars and on the background; a marker in the
+    # side's colour points at the cluster's bar end
+    traces["map_labels"] = dict(
+        x=np.asarray(xs), y=np.asarray(ys), text=texts, mode="markers+text", textposition=where,
+        textfont=dict(color=PRICE_COLOUR, size=11, shadow=f"0px 0px 3px {BACKGROUND}"),
+        marker=dict(symbol="triangle-left", size=[0] + [10] * (len(xs) - 1), color=colours),
+        cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis=ax["x"], yaxis=ax["y"],
+    )
+    shapes = [dict(type="line", xref=f"{ax['x']} domain", yref=ax["y"], x0=0, x1=1, y0=price, y1=price,
                    line=dict(color=PRICE_COLOUR, width=1.5, dash="dash"), name="price")]
     layout = {
         f"{_axis_key(ax['y'])}.range": [float(rng[0]), float(rng[1])],
-        "annotations": annotations,
         "shapes": shapes,
     }
     return {"traces": traces, "layout": layout, "clusters": clusters, "rows": rows}

@@ -214,11 +214,16 @@ def test_liquidation_map_bars_and_cumulative_curves():
 def test_liquidation_map_marks_price_and_annotates_clusters():
     fig = plotting.liquidation_map_figure(_snapshot())
     assert any(s.y0 == 100.0 and s.y1 == 100.0 for s in fig.layout.shapes)
-    texts = [a.text for a in fig.layout.annotations]
+    labels = _trace(fig, "map_labels")
+    texts = list(labels.text)
+    assert texts[0].startswith("price 100.00") and labels.y[0] == 100.0
+    assert not fig.layout.annotations
     # long side: largest 100 at 90; threshold 0.5 -> nearest bin >= 50 below the price is 90 (95 holds 40)
     assert any(t.startswith("long cluster 90.00 (-10.00%)") for t in texts), texts
     # short side: largest 40 at 110; 105 holds 20 (= 0.5 x 40) -> nearest is 105
     assert any(t.startswith("short cluster 105.00 (+5.00%)") for t in texts), texts
+    # each cluster label sits at the end of its bar
+    assert list(zip(labels.x[1:], labels.y[1:])) == [(100.0, 90.0), (20.0, 105.0)]
 
 
 def test_liquidation_map_hover_has_leverage_share():
