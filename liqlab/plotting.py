@@ -742,31 +742,30 @@ def map_parts(
     }
     clusters = {s: snapshot.nearest_cluster(s, threshold) for s in ("long", "short")}
     # labels as one text trace rather than layout annotations: a trace update is a plain data
-    # change for plotly, annotations are re-validated and re-measured on every update
-    right = float(max(long_usd.max(initial=0.0), short_usd.max(initial=0.0))) or 1.0
-    xs, ys, texts, colours, where = [right], [price], [
-        f"price {_price(price)} · {snapshot.time:%Y-%m-%d %H:%M} UTC"], [PRICE_COLOUR], ["top left"]
+    # change for plotly, annotations are re-validated and re-measured on every update. Each label
+    # starts at the panel's left edge (x = 0) just above or below its level, so it stays inside the
+    # map panel however long the bars are.
+    ys, texts, where = [price], [f"price {_price(price)} · {snapshot.time:%Y-%m-%d %H:%M} UTC"], ["top right"]
     for s, hit in clusters.items():
         if hit is None:
             continue
         p, notional, d = hit
-        xs.append(float(notional))
         ys.append(float(p))
         texts.append(f"{s} cluster {_price(p)} ({d:+.2f}%) · {_usd(notional)}")
-        colours.append(LONG_COLOUR if s == "long" else SHORT_COLOUR)
-        where.append("bottom left" if s == "long" else "top left")
-    # light text with a dark halo reads on the bars and on the background; a marker in the
-    # side's colour points at the cluster's bar end
+        where.append("bottom right" if s == "long" else "top right")
+    # light text with a dark halo reads on the bars and on the background
     traces["map_labels"] = dict(
-        x=np.asarray(xs), y=np.asarray(ys), text=texts, mode="markers+text", textposition=where,
+        x=np.zeros(len(ys)), y=np.asarray(ys), text=texts, mode="text", textposition=where,
         textfont=dict(color=PRICE_COLOUR, size=11, shadow=f"0px 0px 3px {BACKGROUND}"),
-        marker=dict(symbol="triangle-left", size=[0] + [10] * (len(xs) - 1), color=colours),
         cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis=ax["x"], yaxis=ax["y"],
     )
     shapes = [dict(type="line", xref=f"{ax['x']} domain", yref=ax["y"], x0=0, x1=1, y0=price, y1=price,
                    line=dict(color=PRICE_COLOUR, width=1.5, dash="dash"), name="price")]
     layout = {
         f"{_axis_key(ax['y'])}.range": [float(rng[0]), float(rng[1])],
+        # notional axes start at zero: no autorange padding to the left of the labels at x = 0
+        f"{_axis_key(ax['x'])}.rangemode": "nonnegative",
+        f"{_axis_key(ax['cum_x'])}.rangemode": "nonnegative",
         "shapes": shapes,
     }
     return {"traces": traces, "layout": layout, "clusters": clusters, "rows": rows}

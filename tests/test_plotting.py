@@ -222,8 +222,8 @@ def test_liquidation_map_marks_price_and_annotates_clusters():
     assert any(t.startswith("long cluster 90.00 (-10.00%)") for t in texts), texts
     # short side: largest 40 at 110; 105 holds 20 (= 0.5 x 40) -> nearest is 105
     assert any(t.startswith("short cluster 105.00 (+5.00%)") for t in texts), texts
-    # each cluster label sits at the end of its bar
-    assert list(zip(labels.x[1:], labels.y[1:])) == [(100.0, 90.0), (20.0, 105.0)]
+    # each label starts at the panel's left edge, at its level
+    assert list(labels.x) == [0.0, 0.0, 0.0] and list(labels.y[1:]) == [90.0, 105.0]
 
 
 def test_liquidation_map_hover_has_leverage_share():
