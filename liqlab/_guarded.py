@@ -54,7 +54,7 @@ class GuardedComponent:
                 out.extend(value if isinstance(value, (list, tuple)) else [value])
         return [w for w in out if hasattr(w, "set_state")]
 
-    def _guard_widget_states(self, widgets) -> None:
+    def _guard_widget_states(self) -> None:
         """Report values the page sends that a widget's own traits refuse, instead of raising.
 
         ipywidgets applies a browser message with ``set_state``; a refused value (a dropdown index
@@ -62,7 +62,7 @@ class GuardedComponent:
         which prints a traceback onto the kernel's output channel. The wrapper keeps the old value
         and says what happened in the status line.
         """
-        for widget in widgets:
+        for widget in self._own_widgets():
             original = widget.set_state
 
             def set_state(sync_data, _original=original, _widget=widget):

@@ -246,13 +246,13 @@ def run_engine(
                         pred[t, side] += x * gone
                         totals[2, side] += x * gone
                         x *= 1.0 - gone
-                        if side == 0:
-                            if hi_level > close[t]:
-                                hi_level = close[t]
-                        elif lo_level < close[t]:
-                            lo_level = close[t]
                         if x <= 0.0:
                             continue
+                        # what survives is the part of the range on the near side of the close
+                        if side == 0:
+                            hi_level = close[t]
+                        else:
+                            lo_level = close[t]
                 stored = x / scale[side, j]
                 b_lo, b_hi = _place(book, side, j, lo_level, hi_level, stored, p0, step, n_bins)
                 sums[side, j] += stored

@@ -213,7 +213,7 @@ class CascadeLab(GuardedComponent):
         for w in (self.w_leverage, self.w_crowding, self.w_depth, self.w_shock, self.w_mmr):
             w.observe(self._on_setting, names="value")
         self.w_round.observe(self._on_round, names="value")
-        self._guard_widget_states(self._own_widgets())
+        self._guard_widget_states()
         self.w_back.on_click(lambda _b: self._guarded(self.step, -1))
         self.w_next.on_click(lambda _b: self._guarded(self.step, 1))
         self.w_start.on_click(lambda _b: self._guarded(self.show_round, 0))

@@ -410,7 +410,8 @@ class Dashboard(GuardedComponent):
 
     def _wire(self) -> None:
         recompute = [self.w_exchange, self.w_symbol, self.w_timeframe, self.w_online, self.w_mmr, self.w_bin,
-                     self.w_entry, self.w_size, self.w_half, self.w_turnover, self.w_same, self.w_tilt, self.w_tilt_k, self.w_side, self.w_price,
+                     self.w_entry, self.w_size, self.w_half, self.w_turnover, self.w_same, self.w_tilt,
+                     self.w_tilt_k, self.w_side, self.w_price,
                      *self.w_long, *self.w_short]
         for w in recompute:
             w.observe(self._on_change, names="value")
@@ -422,7 +423,7 @@ class Dashboard(GuardedComponent):
             w.observe(self._on_weight, names="value")
         self.w_time.observe(self._on_time, names="value")
         self.w_live.observe(self._on_live, names="value")
-        self._guard_widget_states(self._own_widgets())
+        self._guard_widget_states()
 
     def _repr_mimebundle_(self, **kwargs):
         return self.layout._repr_mimebundle_(**kwargs)

@@ -22,9 +22,10 @@ candle's prices, which keeps the book refreshed near the price without changing 
 level, a high); positions opened in a candle are vulnerable from the next candle, except the share
 whose level lies beyond the candle's close (``same_candle``, on by default): every entry precedes
 the close, so the price crossed those levels after they were opened, and they are liquidated in
-their own candle. The notional swept is the model's **predicted liquidation** of that candle. (2) Closing: a fall in OI closes
-positions pro rata across all levels, net of what the model liquidated in that candle. (3) Ageing
-(optional): a half-life, per tier or for all, for positions closed for other reasons.
+their own candle. The notional swept is the model's **predicted liquidation** of that candle.
+(2) Closing: a fall in OI closes positions pro rata across all levels, net of what the model
+liquidated in that candle. (3) Ageing (optional): a half-life, per tier or for all, for positions
+closed for other reasons.
 
 Levels are snapped to a price grid. With ``bin_size`` (or the automatic size) bins sit on a fixed
 lattice ``k * bin_size`` chosen from the first candle only, so the map at time *t* depends on data

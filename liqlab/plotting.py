@@ -563,11 +563,12 @@ def _bar(x, y, colour: str, offset_ms: float, width_ms: float, name: str, ax: Ma
     start = _ms(x) + offset_ms
     xs = np.repeat(start, 3) + np.tile([0.0, 0.5 * width_ms, width_ms], len(start))
     ys = np.repeat(y, 3)
-    ys[2::3] = 0.0
+    ys[2::3] = 0.0  # bottom-right corner
     labels = np.repeat(pd.DatetimeIndex(x).strftime("%Y-%m-%d %H:%M").to_numpy(dtype=object), 3).tolist()
     return dict(
-        x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv", color=colour), fill="tozeroy", fillcolor=colour,
-        name=name, xaxis=ax["x"], yaxis=ax["bars_y"], text=labels, customdata=np.abs(ys[0::3]).repeat(3),
+        x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv", color=colour), fill="tozeroy",
+        fillcolor=colour, name=name, xaxis=ax["x"], yaxis=ax["bars_y"], text=labels,
+        customdata=np.repeat(np.abs(y), 3),
         hovertemplate=f"%{{text}} UTC<br>{name}: $%{{customdata:,.0f}}<extra></extra>",
     )
 
@@ -602,7 +603,8 @@ def _make_traces(traces: Mapping[str, dict]) -> list:
         # bars are filled step paths (see _bar, _map_bar): one SVG element per series
         "realized_long": go.Scatter, "predicted_long": go.Scatter, "realized_short": go.Scatter,
         "predicted_short": go.Scatter, "map_long": go.Scatter, "map_short": go.Scatter,
-        "cum_long": go.Scatter, "cum_short": go.Scatter, "snapshot_price": go.Scatter, "map_labels": go.Scatter,
+        "cum_long": go.Scatter, "cum_short": go.Scatter, "snapshot_price": go.Scatter,
+        "map_labels": go.Scatter,
     }
     out = []
     for name, props in traces.items():
@@ -781,8 +783,8 @@ def _map_bar(notional, prices, dist, cum, share, colour: str, name: str, here: s
     """
     return dict(
         x=np.asarray(notional, dtype=np.float32), y=np.asarray(prices, dtype=np.float32), mode="lines",
-        line=dict(width=0, shape="vhv", color=colour), fill="tozerox", fillcolor=colour, name=name, xaxis=ax["x"],
-        yaxis=ax["y"], customdata=np.column_stack([np.round(dist, 2), np.round(cum)]), hovertext=list(share),
+        line=dict(width=0, shape="vhv", color=colour), fill="tozerox", fillcolor=colour, name=name,
+        xaxis=ax["x"], yaxis=ax["y"], customdata=np.column_stack([np.round(dist, 2), np.round(cum)]), hovertext=list(share),
         hovertemplate=("Price %{y:,.2f} (%{customdata[0]:+.2f}% from price)<br>"
                        f"{here} $%{{x:,.0f}}<br>"
                        f"{total}: $%{{customdata[1]:,.0f}} in total<br>"
