@@ -249,9 +249,9 @@ def _finish(fig, widget: bool):
     """
     if not widget:
         return fig
-    import plotly.graph_objects as go
+    from liqlab.figure_widget import figure_widget
 
-    return go.FigureWidget(fig)
+    return figure_widget(fig)
 
 
 def _apply(fig, layout: dict) -> None:

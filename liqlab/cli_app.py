@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from liqlab.apps import PUBLISHED, published_paths
+from liqlab.figure_widget import BUNDLE_ENV, bundle_route
 
 #: Kernel messages a visitor's browser may send: widget traffic and kernel info, nothing that runs code.
 ALLOWED_MESSAGES = ("comm_open", "comm_msg", "comm_close", "comm_info_request", "kernel_info_request")
@@ -32,9 +33,8 @@ UNUSED_LAB_EXTENSIONS = ("jupyterlab-plotly",)
 
 
 #: Tornado settings for Voila: permessage-deflate on the kernel websocket (level 1: most of the gain
-#: for little CPU), which carries the widget state and every figure update. HTTP responses (the
-#: JavaScript bundles) are best compressed by the reverse proxy in front (see the README): Voila
-#: applies these settings after tornado has fixed its output transforms.
+#: for little CPU), which carries the widget state and every figure update. HTTP responses are
+#: gzip-compressed by :mod:`liqlab.voila_server` (Voila applies these settings too late for that).
 TORNADO_SETTINGS = {"websocket_compression_options": {"compression_level": 1}}
 
 
@@ -69,7 +69,8 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: 
     """
     allowed = "[" + ",".join(f"'{m}'" for m in ALLOWED_MESSAGES) + "]"
     cmd = [
-        sys.executable, "-m", "voila", str(folder),
+        # Voila with gzip and plotly.js served as a cacheable file (liqlab.voila_server)
+        sys.executable, "-m", "liqlab.voila_server", str(folder),
         "--no-browser", f"--Voila.ip={ip}", f"--port={port}",
         "--strip_sources=True",
         "--show_tracebacks=False",
@@ -111,6 +112,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         env = dict(os.environ)
         # exports from the apps land next to where the command was started, not in the temp folder
         env.setdefault("LIQLAB_EXPORT_DIR", str(Path.cwd() / "exports"))
+        # the kernels' figure widgets import plotly.js from the server's route (liqlab.figure_widget)
+        env[BUNDLE_ENV] = bundle_route()
         names = ", ".join(PUBLISHED)
         print(f"liqlab app: serving {names} on http://{args.ip}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
         proc = subprocess.Popen(cmd, env=env)

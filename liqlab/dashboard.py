@@ -860,9 +860,16 @@ class Dashboard(GuardedComponent):
 _DATA_ARRAYS = ("x", "y", "z", "customdata", "open", "high", "low", "close", "hovertext")
 
 
-@functools.lru_cache(maxsize=1)
 def _figure_widget_class():
-    """``go.FigureWidget`` that does not fold the browser's computed defaults back into Python.
+    """The dashboard's figure widget class (see :func:`_light_widget_class`)."""
+    from liqlab.figure_widget import figure_widget_class
+
+    return _light_widget_class(figure_widget_class())
+
+
+@functools.lru_cache(maxsize=4)
+def _light_widget_class(base):
+    """``go.FigureWidget`` (``base``: possibly importing plotly.js from the app server) that does not fold the browser's computed defaults back into Python.
 
     After every update the browser sends the difference between plotly.js's full trace state
     and the model's (``_js2py_traceDeltas``). Stock ``FigureWidget`` stores it as defaults and
@@ -872,11 +879,10 @@ def _figure_widget_class():
     marks the edit as finished (the figure's data stay what Python set), and sends all of a
     trace's arrays whenever one of them changes, so that the difference stays small.
     """
-    import plotly.graph_objects as go
     from plotly.basedatatypes import Undefined
     from traitlets import observe
 
-    class LightFigureWidget(go.FigureWidget):
+    class LightFigureWidget(base):
         def _send_update_msg(self, restyle_data, relayout_data, trace_indexes=None, source_view_id=None):
             # The browser's model keeps the data it was created with: whatever an update does not
             # carry, its view then reports back as a difference (whole arrays as JSON). So when

@@ -904,7 +904,11 @@ def explorer_figure(
     )
     _apply_layout(fig, parts["layout"])
     # a FigureWidget ships what it was created with: create it from the finished figure
-    return go.FigureWidget(fig) if widget else fig
+    if widget:
+        from liqlab.figure_widget import figure_widget
+
+        return figure_widget(fig)
+    return fig
 
 
 def explorer_parts(

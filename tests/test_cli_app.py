@@ -20,6 +20,7 @@ from tests.voila_server import ROOT, free_port, wait_ready
 def test_voila_command_is_hardened_and_reads_the_compression_config(tmp_path):
     config = write_voila_config(tmp_path / "config")
     cmd = voila_command(tmp_path / "apps", port=9999, config_dir=config)
+    assert cmd[1:3] == ["-m", "liqlab.voila_server"]
     for flag in ("--strip_sources=True", "--show_tracebacks=False", "--VoilaExecutor.show_tracebacks=False",
                  "--preheat_kernel=True", "--VoilaExecutor.skip_cells_with_tag=selftest", "--Voila.ip=127.0.0.1"):
         assert flag in cmd
@@ -46,6 +47,7 @@ def test_sigterm_stops_voila_too(tmp_path):
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_ready(f"http://127.0.0.1:{port}/", proc)
+        _check_bundle_route(port)
         os.kill(proc.pid, signal.SIGTERM)  # the parent only, as `kill` or systemd would
         assert proc.wait(timeout=30) == 130
         deadline = time.monotonic() + 30
@@ -58,6 +60,25 @@ def test_sigterm_stops_voila_too(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _check_bundle_route(port: int) -> None:
+    """The server publishes plotly's widget bundle, gzip-compressed and cacheable, byte for byte."""
+    import gzip
+    import urllib.request
+
+    from liqlab.figure_widget import bundle_file, bundle_route
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/{bundle_route()}", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body, headers = resp.read(), resp.headers
+    assert headers["Content-Encoding"] == "gzip"
+    assert "max-age=31536000" in headers["Cache-Control"]
+    assert gzip.decompress(body) == bundle_file().read_bytes()
+    assert len(body) < bundle_file().stat().st_size / 2
+    # other paths below the route are not served
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/liqlab/static/plotly.min.js", timeout=30)
 
 
 def test_staged_folder_holds_only_published_notebooks(tmp_path):

@@ -1,0 +1,67 @@
+"""Plotly ``FigureWidget`` classes for the dashboards, with plotly.js fetched over HTTP when served.
+
+Stock ``FigureWidget`` carries its front-end code (plotly.js and the widget, about 5 MB) inside the
+widget state, so every page view pulls it through the kernel: the kernel serialises it, the
+server relays it, and the browser cannot cache it. When the apps are served by ``liqlab app``
+(:mod:`liqlab.voila_server`), the server publishes that same file at a versioned URL and sets
+:data:`BUNDLE_ENV` for its kernels; widgets made here then ship a few lines of JavaScript that
+import the file from the server instead (compressed, cacheable, fetched while the page boots).
+In JupyterLab, where no such route exists, they behave exactly like stock ``FigureWidget``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+#: Environment variable holding the bundle's path below the server's base URL (set by ``liqlab app``).
+BUNDLE_ENV = "LIQLAB_PLOTLY_BUNDLE"
+
+#: The JavaScript a widget ships instead of the bundle: import it from the page's own server.
+_STUB = """// plotly.js and its widget code, served over HTTP by the app server
+const config = document.getElementById("jupyter-config-data");
+const base = ((config && JSON.parse(config.textContent).baseUrl) || "/").replace(/\\/?$/, "/");
+const bundle = await import(new URL(base + %s, document.baseURI).href);
+export default bundle.default;
+"""
+
+
+def bundle_file() -> Path:
+    """plotly's own widget bundle (plotly.js and the ``FigureWidget`` front end)."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
+
+
+def bundle_route() -> str:
+    """Where the app server publishes :func:`bundle_file`, below its base URL (versioned)."""
+    import plotly
+
+    return f"liqlab/static/plotly-widget-{plotly.__version__}.js"
+
+
+def stub_esm(route: str) -> str:
+    """The widget front end that imports the bundle from ``route`` (relative to the base URL)."""
+    return _STUB % json.dumps(route.lstrip("/"))
+
+
+def figure_widget_class():
+    """``FigureWidget``, importing plotly.js from the app server when :data:`BUNDLE_ENV` is set."""
+    return _widget_class(os.environ.get(BUNDLE_ENV) or None)
+
+
+@functools.lru_cache(maxsize=4)
+def _widget_class(route: str | None):
+    import plotly.graph_objects as go
+
+    if route is None:
+        return go.FigureWidget
+    # anywidget reads ``_esm`` when the class is made: one class per route
+    return type("ServedFigureWidget", (go.FigureWidget,), {"_esm": stub_esm(route), "__module__": __name__})
+
+
+def figure_widget(fig):
+    """A widget of :func:`figure_widget_class` showing ``fig`` (a plotly Figure)."""
+    return figure_widget_class()(fig)
