@@ -72,7 +72,8 @@ INSTRUMENT = """() => {
 }"""
 FIGURE_INFO = """() => { const el = document.querySelector('.js-plotly-plot');
   const hm = el.data.find(t => t.type === 'heatmap'); const img = (el.layout.images || [])[0] || {};
-  const title = (hm.colorbar && hm.colorbar.title && hm.colorbar.title.text) || '';
+  const legend = document.querySelector('.liqlab-legend-title');
+  const title = legend ? legend.textContent : '';
   return {title: title, sizey: img.sizey, image_chars: (img.source || '').length, coarse_cells: hm.z.length,
           traces: el.data.length}; }"""
 

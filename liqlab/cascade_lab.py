@@ -8,7 +8,7 @@ on top, the phase diagram with the current setting ringed below) and a status li
 Every callback goes through :meth:`CascadeLab.read_inputs`, which validates all values (a Voila
 visitor can send anything over the widget channel) and raises :class:`LabInputError` with one
 sentence for the status line; the figures then keep their last good state. Figures are updated in
-place inside ``batch_update()`` (:func:`liqlab.plotting.apply_parts`); a new setting re-runs the
+place, one message per change (:func:`liqlab.plotting.apply_parts`); a new setting re-runs the
 cascade (a few milliseconds) and, when the shock, margin or crowding changed, re-sweeps the phase
 diagram (a fraction of a second).
 """

@@ -4,7 +4,9 @@
 line. Every widget change goes through :meth:`Dashboard.read_inputs`, which validates all values
 (a Voila visitor can send anything over the widget channel) and raises :class:`InputError` with
 one sentence for the status line; the figure then keeps its last good state. Recomputes are
-debounced on the kernel's event loop and applied in place inside ``batch_update()``.
+debounced on the kernel's event loop and applied in place as one plotly update. The colour
+legend is an HTML element above the figure rather than plotly's colour bar, which plotly would
+redraw on every update.
 
 Data comes from the bundled sample (always available, offline) or from an exchange through the
 local store (:func:`liqlab.sources.loader.load_market`); when the exchange or the store cannot
@@ -246,6 +248,7 @@ class Dashboard(GuardedComponent):
         self._presets = preset_names()
         self._tables = ["auto", *available_tables(), "flat 0.5%"]
         self._cache: dict[tuple, Loaded] = {}
+        self._windowed: tuple | None = None  # (key, market): the last window cut, reused while unchanged
         self._handle: asyncio.TimerHandle | None = None
         self._live_task: asyncio.Task | None = None
         self._muted = False
@@ -334,6 +337,7 @@ class Dashboard(GuardedComponent):
         self.w_export_parquet = cls(W.Button(description="Data → Parquet", icon="download"), "export-parquet")
         self.w_export_html = cls(W.Button(description="Figure → HTML", icon="download"), "export-html")
         self.status = cls(W.HTML(""), "status")
+        self.w_legend = cls(W.HTML(""), "legend")
         self.w_export_csv.on_click(lambda _b: self._guarded(self.export, "csv"))
         self.w_export_parquet.on_click(lambda _b: self._guarded(self.export, "parquet"))
         self.w_export_html.on_click(lambda _b: self._guarded(self.export, "html"))
@@ -401,9 +405,10 @@ class Dashboard(GuardedComponent):
         if self.view == "map":
             controls = [data_row, W.HBox([self.w_preset, self.w_mmr, self.w_bin, self.w_side, self.w_price],
                                          layout=W.Layout(flex_flow="row wrap"))]
-            body = [*controls, time_row, self.status, self.figure, export_row]
+            body = [*controls, time_row, self.status, self.w_legend, self.figure, export_row]
         else:
-            body = [data_row, range_row, model_row, tiers_box, self.status, self.figure, time_row, export_row]
+            body = [data_row, range_row, model_row, tiers_box, self.status, self.w_legend, self.figure, time_row,
+                    export_row]
         box = W.VBox(body, layout=W.Layout(width="100%"))
         box.add_class("liqlab-dashboard")
         return box
@@ -597,6 +602,19 @@ class Dashboard(GuardedComponent):
         loaded = self.loader("sample", pick, "5m", None, None, False)
         return Loaded(loaded.market, "sample", loaded.loaded_at, loaded.note)
 
+    def _windowed_market(self, loaded: Loaded, inp: Inputs) -> Market:
+        """The loaded market resampled (sample data) and cut to the window; the same object while
+        neither changes, so figure parts drawn from the market alone are reused."""
+        key = (id(loaded.market), inp.timeframe, inp.window, inp.start, inp.end)
+        if self._windowed is not None and self._windowed[0] == key and self._windowed[2] is loaded.market:
+            return self._windowed[1]
+        market = loaded.market
+        if inp.exchange == "sample" or loaded.source == "sample":
+            market = resample_market(market, inp.timeframe) if inp.timeframe != market.timeframe else market
+        market = self._window(market, inp)
+        self._windowed = (key, market, loaded.market)
+        return market
+
     def _window(self, market: Market, inp: Inputs) -> Market:
         if inp.window == CUSTOM:
             start, end = inp.start, inp.end
@@ -657,10 +675,7 @@ class Dashboard(GuardedComponent):
         t0 = time.perf_counter()
         inp = self.read_inputs()
         loaded = self._load(inp)
-        market = loaded.market
-        if inp.exchange == "sample" or loaded.source == "sample":
-            market = resample_market(market, inp.timeframe) if inp.timeframe != market.timeframe else market
-        market = self._window(market, inp)
+        market = self._windowed_market(loaded, inp)
         if len(market) > MAX_CANDLES:
             raise InputError(f"{len(market):,} candles is more than {MAX_CANDLES:,}; "
                              "choose a shorter window or longer candles")
@@ -685,7 +700,9 @@ class Dashboard(GuardedComponent):
         return True
 
     def _explorer_parts(self, result, market, snapshot, inp: Inputs) -> dict:
-        parts = plotting.explorer_parts(result, market, snapshot, side=inp.side, price_style=inp.price_style)
+        parts = plotting.explorer_parts(result, market, snapshot, side=inp.side, price_style=inp.price_style,
+                                        colorbar=False)
+        self.w_legend.value = plotting.colour_legend_html(parts["legend"])
         return parts
 
     def _snapshot_position(self, result, market: Market) -> int:

@@ -27,7 +27,8 @@ Conventions
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Mapping
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,7 @@ COLOURSCALE = "Viridis"
 BACKGROUND = "#0e1117"
 COARSE_COLUMNS = 150  # hover/colour-bar heatmap: at most this many time columns ...
 COARSE_ROWS = 120  # ... and price rows, aggregated from the full grid
+LINE_POINTS = 2_000  # price line: at most this many points (lowest and highest close per run)
 IMAGE_WIDTH = 1200  # heatmap image width in pixels (columns are repeated up to it, never blurred)
 IMAGE_MIN_HEIGHT = 400  # rows are repeated a whole number of times to at least this height
 _BAR_PERIODS = ("5min", "15min", "30min", "1h", "2h", "4h", "6h", "12h", "1D", "3D", "7D")
@@ -118,6 +120,23 @@ def period_candles(market: "Market", period: str) -> pd.DataFrame:
         {"open": "first", "high": "max", "low": "min", "close": "last"}
     )
     return agg.dropna()
+
+
+_MARKET_MEMO: "weakref.WeakKeyDictionary[Market, dict]" = weakref.WeakKeyDictionary()
+
+
+def _per_market(market: "Market", key: tuple, make: Callable[[], Any]) -> Any:
+    """``make()``, computed once per market object and ``key`` (markets are immutable).
+
+    A dashboard recompute that changes only model settings keeps its market: the candles,
+    realized bars and price line drawn from it are then reused instead of resampled.
+    """
+    memo = _MARKET_MEMO.setdefault(market, {})
+    if key not in memo:
+        if len(memo) > 16:
+            memo.clear()
+        memo[key] = make()
+    return memo[key]
 
 
 def _ms(index) -> np.ndarray:
@@ -340,6 +359,7 @@ def heatmap_parts(
     max_bars: int = 300,
     price_range: tuple[float, float] | None = None,
     axes: Mapping[str, str] | None = None,
+    colorbar: bool = True,
 ) -> Parts:
     """Trace and layout properties of the heatmap, price and realized/predicted bars.
 
@@ -361,11 +381,16 @@ def heatmap_parts(
         Explicit displayed price range; overrides ``margin``.
     axes
         Axis ids: ``{"x": "x", "y": "y", "bars_y": "y2"}`` by default.
+    colorbar
+        Draw plotly's colour bar. A dashboard that updates the figure often shows
+        :func:`colour_legend_html` beside it instead: plotly redraws its colour bar on every
+        update, which is about a third of the browser's work for this figure.
 
     Returns
     -------
     dict
-        ``{"traces": {name: properties}, "layout": {...}, "zmax": ...}`` with trace names
+        ``{"traces": {name: properties}, "layout": {...}, "zmax": ..., "legend": {...}}``
+        (``legend``: the colour bar's ``title``, ``zmax`` and ``colorscale``) with trace names
         ``time_anchor``, ``heatmap`` (coarse and invisible: hover and colour bar), ``price_candles``,
         ``price_line``, ``realized_long``, ``predicted_long``, ``realized_short``,
         ``predicted_short``; ``layout["images"]`` holds the full-resolution heatmap image
@@ -386,10 +411,11 @@ def heatmap_parts(
     image, col_start, col_end = heatmap_image(result, market, z, prices, zmax, colorscale, ax)
     coarse = coarse_grid(z, prices, col_start, col_end, _column_close(result, market))
     bin_size = float(result.bin_size)
+    legend_title = f"Outstanding liquidation notional per price bin of {bin_size:g} ({label}, USD)"
 
     period = bar_period(market, max_bars)
-    candles = period_candles(market, period)
-    realized = period_bars(market.liquidations, period)
+    candles = _per_market(market, ("candles", period), lambda: period_candles(market, period))
+    realized = _per_market(market, ("realized", period), lambda: period_bars(market.liquidations, period))
     predicted = period_bars(result.predicted, period)
     width_ms = pd.Timedelta(period).total_seconds() * 1000.0
     step_ms = _timeframe_ms(market)
@@ -411,10 +437,9 @@ def heatmap_parts(
         "heatmap": dict(
             x=coarse["x"], y=coarse["y"], z=coarse["z"], customdata=coarse["distance"],
             zmin=0.0, zmax=zmax, zauto=False, colorscale=colorscale, zsmooth=False, hoverongaps=False,
-            opacity=0.0, showscale=True, xaxis=ax["x"], yaxis=ax["y"],
+            opacity=0.0, showscale=bool(colorbar), xaxis=ax["x"], yaxis=ax["y"],
             colorbar=dict(
-                title=dict(text=f"Outstanding liquidation notional per price bin of {bin_size:g} ({label}, USD)",
-                           side="top"),
+                title=dict(text=legend_title, side="top"),
                 orientation="h", x=0.0, xanchor="left", y=1.0, yanchor="bottom", len=0.55,
                 thickness=10, tickformat="$.2s",
             ),
@@ -440,10 +465,10 @@ def heatmap_parts(
             increasing=dict(line=dict(color="#e8e8e8", width=1), fillcolor="rgba(232,232,232,0.85)"),
             decreasing=dict(line=dict(color="#8a8f98", width=1), fillcolor="rgba(20,20,20,0.85)"),
         ),
-        # the close at the candle's close time; only sent when shown
+        # the close at the candle's close time, at most LINE_POINTS points; only sent when shown
         "price_line": dict(
-            x=_ms(market.index) + step_ms if show_line else np.zeros(0),
-            y=_f32(market.column("close")) if show_line else np.zeros(0, np.float32),
+            **(_per_market(market, ("line", LINE_POINTS), lambda: price_line_points(market, LINE_POINTS))
+               if show_line else {"x": np.zeros(0), "y": np.zeros(0, np.float32)}),
             visible=show_line, xaxis=ax["x"], yaxis=ax["y"], line=dict(color=PRICE_COLOUR, width=1.2),
             hovertemplate="Close %{y:,.2f}<extra></extra>",
         ),
@@ -468,8 +493,66 @@ def heatmap_parts(
         f"{_axis_key(ax['y'])}.range": [float(rng[0]), float(rng[1])],
         f"{_axis_key(ax['bars_y'])}.title.text": f"liquidated per {period} (USD)",
         "images": [image] if image else [],
+        # room for the colour bar above the plot, or only for the title
+        "margin.t": 90 if colorbar else 50,
     }
-    return {"traces": traces, "layout": layout, "period": period, "rows": rows, "zmax": zmax}
+    return {"traces": traces, "layout": layout, "period": period, "rows": rows, "zmax": zmax,
+            "legend": {"title": legend_title, "zmax": zmax, "colorscale": colorscale}}
+
+
+def price_line_points(market: "Market", max_points: int = 2_000) -> dict[str, np.ndarray]:
+    """Closes at their candles' close times, thinned to at most ``max_points`` points.
+
+    Longer series keep, for each run of candles, its lowest and its highest close in time order,
+    so spikes survive the thinning (a plain stride would skip them).
+
+    Returns
+    -------
+    dict
+        ``{"x": epoch milliseconds (float64), "y": closes (float32)}``.
+    """
+    x = _ms(market.index) + _timeframe_ms(market)
+    y = np.asarray(market.column("close"), dtype=np.float64)
+    n = y.size
+    if n <= max_points:
+        return {"x": x, "y": y.astype(np.float32)}
+    runs = max(max_points // 2, 1)
+    edges = np.linspace(0, n, runs + 1).astype(np.int64)
+    lo = np.array([a + int(np.argmin(y[a:b])) for a, b in zip(edges[:-1], edges[1:])])
+    hi = np.array([a + int(np.argmax(y[a:b])) for a, b in zip(edges[:-1], edges[1:])])
+    keep = np.unique(np.concatenate([lo, hi]))  # sorted: time order
+    return {"x": x[keep], "y": y[keep].astype(np.float32)}
+
+
+def colour_legend_html(legend: Mapping[str, Any], ticks: int = 5, width_px: int = 420, indent_px: int = 60) -> str:
+    """The colour scale as HTML: title, gradient bar and tick labels from 0 to ``zmax``.
+
+    Parameters
+    ----------
+    legend
+        ``heatmap_parts(...)["legend"]``: ``title``, ``zmax`` and ``colorscale``.
+    ticks
+        Number of tick labels (evenly spaced, the first at 0).
+    width_px
+        Width of the gradient bar.
+    indent_px
+        Left indent, to line the bar up with the plot area (the figure's left margin).
+    """
+    import html
+
+    lut = colour_lut(legend["colorscale"], 11)
+    stops = ", ".join(f"rgb({r},{g},{b}) {i * 10}%" for i, (r, g, b, _a) in enumerate(lut.tolist()))
+    zmax = float(legend["zmax"])
+    labels = "".join(
+        f"<span style='position:absolute;left:{100 * i / (ticks - 1):.4g}%;transform:translateX(-50%)'>"
+        f"{html.escape(_usd(zmax * i / (ticks - 1)))}</span>" for i in range(ticks)
+    )
+    return (
+        f"<div class='liqlab-legend' style='font-size:11px;line-height:1.3;margin-left:{indent_px}px'>"
+        f"<div class='liqlab-legend-title'>{html.escape(str(legend['title']))}</div>"
+        f"<div style='width:{width_px}px;height:10px;background:linear-gradient(to right, {stops})'></div>"
+        f"<div style='position:relative;width:{width_px}px;height:14px'>{labels}</div></div>"
+    )
 
 
 def _f32(values) -> np.ndarray:
@@ -599,7 +682,7 @@ def _make_traces(traces: Mapping[str, dict]) -> list:
     import plotly.graph_objects as go
 
     kinds = {
-        "time_anchor": go.Scatter, "heatmap": go.Heatmap, "price_candles": go.Candlestick, "price_line": go.Scattergl,
+        "time_anchor": go.Scatter, "heatmap": go.Heatmap, "price_candles": go.Candlestick, "price_line": go.Scatter,
         # bars are filled step paths (see _bar, _map_bar): one SVG element per series
         "realized_long": go.Scatter, "predicted_long": go.Scatter, "realized_short": go.Scatter,
         "predicted_short": go.Scatter, "map_long": go.Scatter, "map_short": go.Scatter,
@@ -795,14 +878,17 @@ def _map_bar(notional, prices, dist, cum, share, colour: str, name: str, here: s
 def _share_text(snapshot: "LiquidationMap", side: str, rows: slice) -> list[str]:
     """Per-bin text like ``10x 30% · 25x 45% · 50x 25%`` (tiers holding at least 1 %)."""
     share = snapshot.leverage_share(side)[:, rows]
-    labels = [f"{lev:g}x" for lev in snapshot.leverages]
+    # whole percents looked up in a per-tier table: formatting floats per bin was the map's main cost
+    table = [[f"{lev:g}x {p}%" for p in range(101)] for lev in snapshot.leverages]
+    finite = np.isfinite(share)
+    pct = np.rint(np.clip(np.where(finite, share, 0.0), 0.0, 1.0) * 100).astype(np.int64)
+    keep = finite & (share >= 0.01)
     out = []
-    for col in share.T:
-        if not np.isfinite(col).any():
+    for any_open, tiers, pcts in zip(finite.any(axis=0).tolist(), keep.T.tolist(), pct.T.tolist()):
+        if not any_open:
             out.append("no open positions")
             continue
-        parts = [f"{lab} {v * 100:.0f}%" for lab, v in zip(labels, col) if np.isfinite(v) and v >= 0.01]
-        out.append("leverage: " + " · ".join(parts))
+        out.append("leverage: " + " · ".join(table[i][p] for i, (k, p) in enumerate(zip(tiers, pcts)) if k))
     return out
 
 
@@ -919,10 +1005,14 @@ def explorer_parts(
     side: str = "combined",
     price_style: str = "candles",
     margin: float = 0.03,
+    colorbar: bool = True,
 ) -> Parts:
-    """Parts of :func:`explorer_figure`: heatmap parts plus map parts on ``x2``/``x3``."""
+    """Parts of :func:`explorer_figure`: heatmap parts plus map parts on ``x2``/``x3``.
+
+    ``colorbar=False`` leaves plotly's colour bar out (see :func:`heatmap_parts`).
+    """
     rng = visible_price_range(market, margin)
-    hm = heatmap_parts(result, market, side=side, price_style=price_style, price_range=rng)
+    hm = heatmap_parts(result, market, side=side, price_style=price_style, price_range=rng, colorbar=colorbar)
     mp = map_parts(snapshot, price_range=rng, axes={"x": "x2", "y": "y", "cum_x": "x3"})
     # the snapshot time as a vertical line on the heatmap, the price line on the map
     t_ms = float(_ms([snapshot.time])[0])
@@ -931,40 +1021,41 @@ def explorer_parts(
     layout = {**hm["layout"], **mp["layout"]}
     layout["shapes"] = [snap_line, *mp["layout"]["shapes"]]
     return {"traces": {**hm["traces"], **mp["traces"]}, "layout": layout, "clusters": mp["clusters"],
-            "period": hm["period"], "zmax": hm["zmax"]}
+            "period": hm["period"], "zmax": hm["zmax"], "legend": hm["legend"]}
 
 
 # ----------------------------------------------------------------------------- in-place update
 def apply_parts(fig, parts: Parts, previous: Parts | None = None) -> None:
-    """Write new parts into an existing figure (or FigureWidget), trace by trace, in one batch.
+    """Write new parts into an existing figure (or FigureWidget) as one ``plotly_update``.
 
     Traces are found by ``meta`` (the part name). Values equal to those in ``previous`` (the parts
     applied last time) are skipped, so that a leverage change, for instance, sends only new colours.
+    The parts come from this module's builders, already in plotly's form, so they go through
+    ``plotly_update`` (stored and sent as they are) rather than through the property validators,
+    which would walk every array element by element on each update.
     """
-    by_uid = {t.meta: t for t in fig.data}
+    from plotly.basedatatypes import Undefined
+
+    index = {t.meta: i for i, t in enumerate(fig.data)}
     old_traces = (previous or {}).get("traces", {})
-    ctx = fig.batch_update() if hasattr(fig, "batch_update") else _null()
-    with ctx:
-        for name, props in parts["traces"].items():
-            trace = by_uid.get(name)
-            if trace is None:
-                continue
-            before = old_traces.get(name, {})
-            changes = {k: v for k, v in props.items()
-                       if k not in ("xaxis", "yaxis") and not (k in before and _same(before[k], v))}
-            if changes:
-                trace.update(changes)
-        old_layout = (previous or {}).get("layout", {})
-        _apply_layout(fig, {k: v for k, v in parts["layout"].items()
-                            if not (k in old_layout and _same(old_layout[k], v))})
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    changes: dict[int, dict] = {}
+    for name, props in parts["traces"].items():
+        i = index.get(name)
+        if i is None:
+            continue
+        before = old_traces.get(name, {})
+        changed = {k: v for k, v in props.items()
+                   if k not in ("xaxis", "yaxis") and not (k in before and _same(before[k], v))}
+        if changed:
+            changes[i] = changed
+    traces = sorted(changes)
+    keys = sorted({k for c in changes.values() for k in c})
+    restyle = {k: [changes[i].get(k, Undefined) for i in traces] for k in keys}
+    old_layout = (previous or {}).get("layout", {})
+    relayout = {k: v for k, v in parts["layout"].items() if not (k in old_layout and _same(old_layout[k], v))}
+    if restyle or relayout:
+        fig.plotly_update(restyle_data=restyle or None, relayout_data=relayout or None,
+                          trace_indexes=traces or None)
 
 
 def _same(old, new) -> bool:

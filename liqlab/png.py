@@ -24,8 +24,10 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def encode_png(rgba: np.ndarray, *, level: int = 6) -> bytes:
     """Encode an RGBA image as PNG.
 
-    Every row uses the "Up" filter (difference to the row above): the heatmap's rows are often
-    repeated or nearly so, which deflate then compresses to almost nothing.
+    A row that repeats the row above uses the "Up" filter (all zeros); any other row uses "Sub"
+    (difference to the pixel on its left): the heatmap's columns are repeated across several
+    pixels and its rows often repeated, so either filter leaves mostly zeros, which deflate
+    compresses quickly even at a low level.
 
     Parameters
     ----------
@@ -49,11 +51,14 @@ def encode_png(rgba: np.ndarray, *, level: int = 6) -> bytes:
         raise ValueError(f"expected a (height, width, 4) uint8 array, got {a.dtype} {a.shape}")
     h, w, _ = a.shape
     rows = np.ascontiguousarray(a).reshape(h, w * 4)
-    # Up filter: byte minus the byte above, modulo 256 (the first row is compared with zeros)
+    repeats = np.zeros(h, dtype=bool)
+    repeats[1:] = (rows[1:] == rows[:-1]).all(axis=1)
+    # Sub filter: byte minus the byte one pixel (4 bytes) to the left, modulo 256 (uint8 wraps)
     filtered = rows.copy()
-    filtered[1:] = rows[1:] - rows[:-1]  # uint8 arithmetic wraps modulo 256, as PNG requires
+    filtered[:, 4:] = rows[:, 4:] - rows[:, :-4]
+    filtered[repeats] = 0  # Up filter on a repeated row: the difference to the row above
     raw = np.empty((h, w * 4 + 1), dtype=np.uint8)
-    raw[:, 0] = 2  # filter type "Up"
+    raw[:, 0] = np.where(repeats, 2, 1)  # filter types "Up" and "Sub"
     raw[:, 1:] = filtered
     header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8-bit depth, colour type 6 (RGBA)
     return (_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level))

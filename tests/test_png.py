@@ -54,6 +54,22 @@ def test_round_trip_is_exact():
     np.testing.assert_array_equal(decode_png(encode_png(img)), img)
 
 
+def test_repeated_rows_use_up_and_others_sub():
+    img = np.zeros((4, 6, 4), dtype=np.uint8)
+    img[0, :3] = (10, 20, 30, 255)
+    img[1] = img[0]
+    img[2, 5] = (1, 2, 3, 4)
+    img[3] = img[2]
+    data = encode_png(img, level=0)
+    raw = zlib.decompress(data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8])
+    stride = 6 * 4 + 1
+    assert [raw[r * stride] for r in range(4)] == [1, 2, 1, 2]
+    # Sub: the first pixel as is, then differences; a repeated row is all zeros
+    assert list(raw[1:9]) == [10, 20, 30, 255, 0, 0, 0, 0]
+    assert not any(raw[stride + 1:2 * stride])
+    np.testing.assert_array_equal(decode_png(data), img)
+
+
 def test_known_pixels_and_single_pixel():
     img = np.zeros((2, 3, 4), dtype=np.uint8)
     img[0, 0] = (255, 0, 0, 255)

@@ -29,14 +29,15 @@ FINGERPRINT = """() => {
   const src = ((el.layout.images || [])[0] || {}).source || '';
   return [hm.z.length, n, s, hm.y && hm.y.length ? hm.y[0] : 0, src.length, src.slice(-48)].join('|');
 }"""
-# drawn: the heatmap image in the layout and on screen, the coarse hover heatmap with data, its colour bar
+# drawn: the heatmap image in the layout and on screen, the coarse hover heatmap with data, the colour legend
 RENDERED = """() => {
   const el = document.querySelector('.js-plotly-plot');
   if (!el || !el.data || !el.layout) return false;
   const src = ((el.layout.images || [])[0] || {}).source || '';
   const img = el.querySelector('g.imagelayer image');
   return src.startsWith('data:image/png;base64,') && !!img && img.getAttribute('href') === src
-         && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length) && !!el.querySelector('.colorbar');
+         && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length)
+         && !!document.querySelector('.liqlab-legend .liqlab-legend-title');
 }"""
 ANY_PLOT = "() => { const el = document.querySelector('.js-plotly-plot'); return !!(el && el.data && el.data.length); }"
 
