@@ -206,7 +206,9 @@ class Dashboard(GuardedComponent):
         ``loader(exchange, symbol, timeframe, since, until, online) -> Loaded``; the default reads
         the sample or the store/exchange.
     debounce
-        Seconds to wait for further changes before recomputing; 0 recomputes at once.
+        Seconds to wait for further changes before recomputing; 0 recomputes at once. A few
+        milliseconds are enough for messages already queued together (a burst from one action)
+        to become one recompute, and add little to each change.
     export_dir
         Folder for exports (not a widget: visitors cannot choose where files go).
     online
@@ -226,7 +228,7 @@ class Dashboard(GuardedComponent):
         window: str = "30d",
         view: str = "explorer",
         loader: Callable[..., Loaded] | None = None,
-        debounce: float = 0.02,
+        debounce: float = 0.005,
         export_dir: str | os.PathLike | None = None,
         online: bool = False,
         height: int | None = None,

@@ -252,3 +252,30 @@ def test_apply_parts_updates_in_place_and_skips_unchanged():
     assert np.asarray(_trace(fig, "heatmap").z)[0] == 40.0
     assert _trace(fig, "heatmap").zmax == second["zmax"] == 2 * first["zmax"]
     assert len(fig.layout.images) == 1 and fig.layout.images[0].source == second["layout"]["images"][0]["source"]
+
+
+def test_period_aggregation_matches_pandas_resample_on_random_gappy_data():
+    """Candles and bars per period equal pandas' epoch-origin resample (gaps, uneven spans).
+
+    pandas ignores ``origin`` for day periods on a tz-aware index, so the reference resamples the
+    same UTC times without the zone.
+    """
+    rng = np.random.default_rng(11)
+    for period in ("15min", "1h", "4h", "1D", "7D"):
+        idx = pd.date_range("2024-02-27 03:05", periods=900, freq="5min", tz="UTC")
+        idx = idx[np.sort(rng.choice(idx.size, 500, replace=False))]  # gaps
+        close = 100 + np.cumsum(rng.normal(0, 0.5, idx.size))
+        opn = close + rng.normal(0, 0.2, idx.size)
+        data = pd.DataFrame({"open": opn, "high": np.maximum(opn, close) + rng.uniform(0, 1, idx.size),
+                             "low": np.minimum(opn, close) - rng.uniform(0, 1, idx.size), "close": close,
+                             "volume": 1.0, "open_interest": 1e6}, index=idx)
+        market = make_market(data, symbol="TESTUSDT", exchange="test", timeframe="5m", gaps="keep")
+        naive = data.tz_localize(None)
+        want = naive[["open", "high", "low", "close"]].resample(period, origin="epoch", label="left").agg(
+            {"open": "first", "high": "max", "low": "min", "close": "last"}).dropna().tz_localize("UTC")
+        pd.testing.assert_frame_equal(plotting.period_candles(market, period), want, check_freq=False)
+        liq = pd.DataFrame({"long_usd": rng.exponential(100, idx.size), "short_usd": rng.exponential(50, idx.size)},
+                           index=idx)
+        liq.iloc[3, 0] = np.nan
+        want_bars = liq.tz_localize(None).resample(period, origin="epoch", label="left").sum().tz_localize("UTC")
+        pd.testing.assert_frame_equal(plotting.period_bars(liq, period), want_bars, check_freq=False)
