@@ -5,7 +5,8 @@ widget state, so every page view pulls it through the kernel: the kernel seriali
 server relays it, and the browser cannot cache it. When the apps are served by ``liqlab app``
 (:mod:`liqlab.voila_server`), the server publishes that same file at a versioned URL and sets
 :data:`BUNDLE_ENV` for its kernels; widgets made here then ship a few lines of JavaScript that
-import the file from the server instead (compressed, cacheable, fetched while the page boots).
+import the file from the server instead (compressed and cacheable), and their views skip
+reporting the browser's computed figure state back after each update (nothing here reads it).
 In JupyterLab, where no such route exists, they behave exactly like stock ``FigureWidget``.
 """
 
@@ -20,10 +21,22 @@ from pathlib import Path
 BUNDLE_ENV = "LIQLAB_PLOTLY_BUNDLE"
 
 #: The JavaScript a widget ships instead of the bundle: import it from the page's own server.
+#: After every update plotly's view reports the browser's full computed figure state back to the
+#: kernel (a deep merge and diff of every trace: ~15 ms per update, ~130 ms at first render, and a
+#: large message). The apps never read it, so served views report only that the edit is done.
 _STUB = """// plotly.js and its widget code, served over HTTP by the app server
 const config = document.getElementById("jupyter-config-data");
 const base = ((config && JSON.parse(config.textContent).baseUrl) || "/").replace(/\\/?$/, "/");
 const bundle = await import(new URL(base + %s, document.baseURI).href);
+const view = bundle.FigureView && bundle.FigureView.prototype;
+if (view && view._sendTraceDeltas && view._sendLayoutDelta && !view.__liqlabLight) {
+  view.__liqlabLight = true;
+  view._sendTraceDeltas = function (id) {
+    this.model.set("_js2py_traceDeltas", {trace_deltas: [], trace_edit_id: id});
+    this.touch();
+  };
+  view._sendLayoutDelta = function () {};
+}
 export default bundle.default;
 """
 
