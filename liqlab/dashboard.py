@@ -717,7 +717,8 @@ class Dashboard(GuardedComponent):
         return n - 1
 
     def _sync_time_slider(self, n: int, pos: int) -> None:
-        with self._mute():
+        # one state message per widget instead of one per property
+        with self._mute(), self.w_time.hold_sync(), self.w_play.hold_sync():
             self.w_time.max = max(n - 1, 1)
             self.w_time.value = pos
             self.w_play.max = max(n - 1, 1)
