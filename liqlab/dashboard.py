@@ -347,6 +347,7 @@ class Dashboard(GuardedComponent):
         # The figure is created from the first result: a FigureWidget's initial data is what a
         # page opened later (Voila) receives; updates sent before any view exists are not replayed.
         self.figure = None
+        _figure_widget_class()  # plotly's widget imports take seconds once per kernel: not part of "computed in"
         self.refresh()
         if self.figure is None:
             self.figure = self._new_figure(None)
