@@ -17,7 +17,9 @@ Conventions
   data coordinates, under the candles. A coarse, invisible ``go.Heatmap`` (at most
   ``COARSE_COLUMNS`` x ``COARSE_ROWS`` cells) on top of it carries the hover text and the colour
   bar, with the same colour-scale maximum as the image. A browser then handles one image and a
-  few thousand cells instead of hundreds of thousands.
+  few thousand cells instead of hundreds of thousands. The dashboard leaves plotly's colour bar
+  out and shows :func:`colour_legend_html` above the figure (plotly redraws a colour bar on
+  every update).
 * Rows are cropped to the price range of the candles plus a margin (the model's grid also holds
   far low-leverage levels that would squash the picture).
 * Realized liquidations: longs red above zero, shorts green below zero, per period; the model's
