@@ -347,7 +347,8 @@ class Dashboard(GuardedComponent):
         # The figure is created from the first result: a FigureWidget's initial data is what a
         # page opened later (Voila) receives; updates sent before any view exists are not replayed.
         self.figure = None
-        _figure_widget_class()  # plotly's widget imports take seconds once per kernel: not part of "computed in"
+        # plotly's widget imports take seconds, once per kernel: not part of "computed in"
+        _figure_widget_class()
         self.refresh()
         if self.figure is None:
             self.figure = self._new_figure(None)
@@ -890,7 +891,8 @@ def _figure_widget_class():
 
 @functools.lru_cache(maxsize=4)
 def _light_widget_class(base):
-    """``go.FigureWidget`` (``base``: possibly importing plotly.js from the app server) that does not fold the browser's computed defaults back into Python.
+    """``base`` (a ``go.FigureWidget`` class, see :mod:`liqlab.figure_widget`), made not to fold the
+    browser's computed defaults back into Python.
 
     After every update the browser sends the difference between plotly.js's full trace state
     and the model's (``_js2py_traceDeltas``). Stock ``FigureWidget`` stores it as defaults and
