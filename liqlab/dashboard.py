@@ -250,7 +250,8 @@ class Dashboard(GuardedComponent):
         self._presets = preset_names()
         self._tables = ["auto", *available_tables(), "flat 0.5%"]
         self._cache: dict[tuple, Loaded] = {}
-        self._windowed: tuple | None = None  # (key, market): the last window cut, reused while unchanged
+        # (loaded market, settings, cut): the last window cut, reused while neither changes
+        self._windowed: tuple | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._live_task: asyncio.Task | None = None
         self._muted = False
@@ -609,14 +610,14 @@ class Dashboard(GuardedComponent):
     def _windowed_market(self, loaded: Loaded, inp: Inputs) -> Market:
         """The loaded market resampled (sample data) and cut to the window; the same object while
         neither changes, so figure parts drawn from the market alone are reused."""
-        key = (id(loaded.market), inp.timeframe, inp.window, inp.start, inp.end)
-        if self._windowed is not None and self._windowed[0] == key and self._windowed[2] is loaded.market:
-            return self._windowed[1]
+        key = (inp.timeframe, inp.window, inp.start, inp.end)
+        if self._windowed is not None and self._windowed[0] is loaded.market and self._windowed[1] == key:
+            return self._windowed[2]
         market = loaded.market
         if inp.exchange == "sample" or loaded.source == "sample":
             market = resample_market(market, inp.timeframe) if inp.timeframe != market.timeframe else market
         market = self._window(market, inp)
-        self._windowed = (key, market, loaded.market)
+        self._windowed = (loaded.market, key, market)
         return market
 
     def _window(self, market: Market, inp: Inputs) -> Market:
@@ -688,6 +689,7 @@ class Dashboard(GuardedComponent):
         pos = self._snapshot_position(result, market)
         snapshot = result.snapshot(pos)
         parts = self._explorer_parts(result, market, snapshot, inp)
+        self.w_legend.value = plotting.colour_legend_html(parts["legend"])
         if self.figure is None:
             self.figure = self._new_figure(parts)
         else:
@@ -704,10 +706,8 @@ class Dashboard(GuardedComponent):
         return True
 
     def _explorer_parts(self, result, market, snapshot, inp: Inputs) -> dict:
-        parts = plotting.explorer_parts(result, market, snapshot, side=inp.side, price_style=inp.price_style,
-                                        colorbar=False)
-        self.w_legend.value = plotting.colour_legend_html(parts["legend"])
-        return parts
+        return plotting.explorer_parts(result, market, snapshot, side=inp.side, price_style=inp.price_style,
+                                       colorbar=False)
 
     def _snapshot_position(self, result, market: Market) -> int:
         """Keep the map time where the user put it when still inside the window, else the last candle."""

@@ -104,6 +104,12 @@ def bar_period(market: "Market", max_bars: int = 300) -> str:
     return _BAR_PERIODS[-1]
 
 
+def _naive_utc(index) -> pd.DatetimeIndex:
+    """``index`` as UTC wall times without a zone."""
+    idx = pd.DatetimeIndex(index)
+    return idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx
+
+
 def _period_keys(index, period: str) -> tuple[np.ndarray, int, str]:
     """Each timestamp's period number since the epoch, the period in nanoseconds, the index's unit.
 
@@ -111,9 +117,7 @@ def _period_keys(index, period: str) -> tuple[np.ndarray, int, str]:
     computed directly it costs a fraction of a pandas resample.
     """
     step = pd.Timedelta(period).value
-    idx = pd.DatetimeIndex(index)
-    if idx.tz is not None:
-        idx = idx.tz_convert("UTC").tz_localize(None)
+    idx = _naive_utc(index)
     return idx.as_unit("ns").asi8 // step, step, idx.unit
 
 
@@ -178,9 +182,7 @@ def _ms(index) -> np.ndarray:
     Date axes read numbers as epoch milliseconds; a float array travels to the browser as a
     binary buffer, where datetime objects would be converted and sent one by one.
     """
-    idx = pd.DatetimeIndex(index)
-    if idx.tz is not None:
-        idx = idx.tz_convert("UTC").tz_localize(None)
+    idx = _naive_utc(index)
     # the index unit may be s, ms, us or ns: convert explicitly
     return idx.as_unit("ms").asi8.astype(np.float64) if len(idx) else np.zeros(0)
 
