@@ -330,6 +330,7 @@ class Dashboard(GuardedComponent):
                                           layout=W.Layout(width="230px")), f"short-{i}")
                         for i, (lev, w) in enumerate(zip(mix.leverages, mix.short))]
         self._tier_leverages = tuple(mix.leverages)
+        self._sliders_preset = "balanced"  # the preset the tier sliders show (see refresh)
         # time and output
         self.w_time = cls(W.IntSlider(value=0, min=0, max=1, description="Map at", readout=False,
                                       continuous_update=False, layout=W.Layout(width="60%"), style=wide), "time")
@@ -461,8 +462,7 @@ class Dashboard(GuardedComponent):
     def _on_preset(self, change) -> None:
         if self._muted or change["new"] == CUSTOM:
             return
-        if self._apply_preset(change["new"]):
-            self.schedule()
+        self.schedule()  # the tier sliders follow after the figure (see refresh)
 
     def _apply_preset(self, name) -> bool:
         """Move the tier sliders to a preset's weights (without recomputing)."""
@@ -472,16 +472,22 @@ class Dashboard(GuardedComponent):
             self._set_status(sentence(exc), error=True)
             return False
         with self._mute():
+            self._sliders_preset = name
             self._tier_leverages = tuple(mix.leverages)
             for ws, weights in ((self.w_long, mix.long), (self.w_short, mix.short)):
                 for w, lev, val in zip(ws, mix.leverages, weights):
                     w.description = f"{lev:g}x"
                     w.value = round(float(val), 4)
+                    w.layout.display = None
+                for w in ws[len(mix.leverages):]:  # presets with fewer tiers than sliders
+                    w.value = 0.0
+                    w.layout.display = "none"
         return True
 
     def _on_weight(self, _change) -> None:
         if self._muted:
             return
+        self._sliders_preset = CUSTOM
         with self._mute():
             self.w_preset.value = CUSTOM
 
@@ -540,13 +546,18 @@ class Dashboard(GuardedComponent):
             if end - start > pd.Timedelta(days=3 * 366):
                 raise InputError("the custom window is longer than 3 years; shorten it")
         preset = _choice(self.w_preset.value, [*self._presets, CUSTOM], "leverage preset")
-        longs = tuple(_finite(w.value, f"long weight {w.description}") for w in self.w_long)
-        shorts = tuple(_finite(w.value, f"short weight {w.description}") for w in self.w_short)
-        for side, ws in (("long", longs), ("short", shorts)):
-            if any(v < 0 or v > 1 for v in ws):
-                raise InputError(f"{side} weights must lie between 0 and 1")
-        if sum(longs) <= 0 and sum(shorts) <= 0:
-            raise InputError("all leverage weights are zero: give at least one tier some weight")
+        if preset == CUSTOM:
+            tiers = len(self._tier_leverages)  # sliders past the tiers are hidden
+            longs = tuple(_finite(w.value, f"long weight {w.description}") for w in self.w_long[:tiers])
+            shorts = tuple(_finite(w.value, f"short weight {w.description}") for w in self.w_short[:tiers])
+            for side, ws in (("long", longs), ("short", shorts)):
+                if any(v < 0 or v > 1 for v in ws):
+                    raise InputError(f"{side} weights must lie between 0 and 1")
+            if sum(longs) <= 0 and sum(shorts) <= 0:
+                raise InputError("all leverage weights are zero: give at least one tier some weight")
+        else:  # the preset's own weights: the tier sliders are moved to them after the figure
+            mix = self._mix_cls.preset(preset)
+            longs, shorts = tuple(map(float, mix.long)), tuple(map(float, mix.short))
         mmr = _choice(self.w_mmr.value, self._tables, "MMR table")
         bin_size = _finite(self.w_bin.value, "bin size")
         if bin_size < 0:
@@ -672,7 +683,12 @@ class Dashboard(GuardedComponent):
         Returns True when the figure was updated; otherwise the status line says why.
         """
         self._handle = None
-        return bool(self._guarded(self._refresh))
+        ok = bool(self._guarded(self._refresh))
+        # after the figure: 14 slider messages sent first would hold the figure's update back
+        preset = self.w_preset.value
+        if preset in self._presets and preset != self._sliders_preset:
+            self._apply_preset(preset)
+        return ok
 
     def _refresh(self) -> bool:
         from liqlab.engine import compute_heatmap
@@ -797,8 +813,6 @@ class Dashboard(GuardedComponent):
                 if key not in names:
                     raise KeyError(f"unknown dashboard setting {key!r}; use one of {sorted(names)}")
                 names[key].value = value
-        if "preset" in values and values["preset"] != CUSTOM:
-            self._apply_preset(values["preset"])
         ok = self.refresh()
         if time_value is not None:
             self.w_time.value = time_value

@@ -53,6 +53,7 @@ COARSE_ROWS = 120  # ... and price rows, aggregated from the full grid
 LINE_POINTS = 2_000  # price line: at most this many points (lowest and highest close per run)
 IMAGE_WIDTH = 1200  # heatmap image width in pixels (columns are repeated up to it, never blurred)
 IMAGE_MIN_HEIGHT = 400  # rows are repeated a whole number of times to at least this height
+IMAGE_LEVELS = 255  # colours in the image's palette; one more palette entry is transparent
 _BAR_PERIODS = ("5min", "15min", "30min", "1h", "2h", "4h", "6h", "12h", "1D", "3D", "7D")
 
 Parts = dict  # {"traces": {name: props}, "layout": {...}}
@@ -108,6 +109,14 @@ def _naive_utc(index) -> pd.DatetimeIndex:
     """``index`` as UTC wall times without a zone."""
     idx = pd.DatetimeIndex(index)
     return idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx
+
+
+def _minute_labels(index) -> np.ndarray:
+    """``"YYYY-MM-DD HH:MM"`` (UTC) per timestamp, as a numpy string array (vectorised)."""
+    minutes = _naive_utc(index).to_numpy().astype("datetime64[m]")
+    if minutes.size == 0:
+        return np.zeros(0, dtype="<U16")
+    return np.char.replace(np.datetime_as_string(minutes), "T", " ")
 
 
 def _period_keys(index, period: str) -> tuple[np.ndarray, int, str]:
@@ -251,24 +260,34 @@ def image_columns(column_index: np.ndarray, width: int) -> np.ndarray:
     return np.minimum(np.searchsorted(ends, centres, side="right"), ends.size - 1)
 
 
-def heatmap_rgba(
+def heatmap_palette(colorscale: str = COLOURSCALE) -> np.ndarray:
+    """The heatmap image's palette: ``IMAGE_LEVELS`` colours of the scale, then transparent.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(IMAGE_LEVELS + 1, 4)`` ``uint8`` RGBA; entry ``IMAGE_LEVELS`` is ``(0, 0, 0, 0)``.
+    """
+    table = np.zeros((IMAGE_LEVELS + 1, 4), dtype=np.uint8)
+    table[:IMAGE_LEVELS] = colour_lut(colorscale, IMAGE_LEVELS)
+    return table
+
+
+def heatmap_indices(
     z: np.ndarray,
     zmax: float,
-    colorscale: str = COLOURSCALE,
     *,
     columns: np.ndarray | None = None,
     row_repeat: int = 1,
 ) -> np.ndarray:
-    """The heatmap grid as an RGBA image: highest price at the top, empty cells transparent.
+    """The heatmap grid as palette indices (:func:`heatmap_palette`): highest price at the top.
 
     Parameters
     ----------
     z
         Notional per bin, shape ``(rows, columns)`` with rows in ascending price.
     zmax
-        Value drawn with the top colour (the colour bar's maximum); 0 draws the bottom colour.
-    colorscale
-        Plotly colour scale name (see :func:`colour_lut`).
+        Value drawn with the top colour (the colour legend's maximum); 0 draws the bottom colour.
     columns
         Grid column shown at each pixel (:func:`image_columns`); default one pixel per column.
     row_repeat
@@ -277,25 +296,40 @@ def heatmap_rgba(
     Returns
     -------
     numpy.ndarray
+        ``uint8`` array of shape ``(rows * row_repeat, pixels)``: ``round(z / zmax * (IMAGE_LEVELS
+        - 1))`` clipped to the scale, and ``IMAGE_LEVELS`` (transparent) for cells at or below
+        zero (nothing outstanding, or swept) and NaN.
+    """
+    top = IMAGE_LEVELS - 1
+    g = np.asarray(z, dtype=np.float32)[::-1]  # PNG row 0 is the top: highest price first
+    scale = np.float32(top / zmax) if zmax > 0 else np.float32(0.0)
+    with np.errstate(invalid="ignore"):
+        idx = np.clip(np.rint(g * scale), 0, top).astype(np.uint8)
+        idx[~(g > 0)] = IMAGE_LEVELS  # empty, swept or NaN: transparent
+    if columns is not None:  # index each cell once, then spread the cells over pixels
+        idx = idx[:, columns]
+    if row_repeat > 1:
+        idx = np.repeat(idx, int(row_repeat), axis=0)
+    return np.ascontiguousarray(idx)
+
+
+def heatmap_rgba(
+    z: np.ndarray,
+    zmax: float,
+    colorscale: str = COLOURSCALE,
+    *,
+    columns: np.ndarray | None = None,
+    row_repeat: int = 1,
+) -> np.ndarray:
+    """The heatmap grid as an RGBA image (:func:`heatmap_indices` through :func:`heatmap_palette`).
+
+    Returns
+    -------
+    numpy.ndarray
         ``uint8`` array of shape ``(rows * row_repeat, pixels, 4)``. Cells at or below zero
         (nothing outstanding, or swept) are fully transparent.
     """
-    lut = colour_lut(colorscale)
-    n = lut.shape[0]
-    table = np.zeros((n + 1, 4), dtype=np.uint8)  # the extra last entry: transparent
-    table[:n] = lut
-    colours = table.view(np.uint32).ravel()  # one RGBA pixel per 32-bit word: cheap gathers
-    g = np.asarray(z, dtype=np.float32)[::-1]  # PNG row 0 is the top: highest price first
-    scale = np.float32((n - 1) / zmax) if zmax > 0 else np.float32(0.0)
-    with np.errstate(invalid="ignore"):
-        idx = np.clip(np.rint(g * scale), 0, n - 1).astype(np.uint16)
-        idx[~(g > 0)] = n  # empty, swept or NaN: transparent
-    px = colours[idx]  # colour each cell once, then spread the cells over pixels
-    if columns is not None:
-        px = px[:, columns]
-    if row_repeat > 1:
-        px = np.repeat(px, int(row_repeat), axis=0)
-    return np.ascontiguousarray(px).view(np.uint8).reshape(px.shape[0], px.shape[1], 4)
+    return heatmap_palette(colorscale)[heatmap_indices(z, zmax, columns=columns, row_repeat=row_repeat)]
 
 
 def _blocks(n: int, most: int) -> np.ndarray:
@@ -495,7 +529,9 @@ def heatmap_parts(
             high=_f32(candles["high"]) if not show_line else np.zeros(0, np.float32),
             low=_f32(candles["low"]) if not show_line else np.zeros(0, np.float32),
             close=_f32(candles["close"]) if not show_line else np.zeros(0, np.float32),
-            hovertext=[f"{period} from {t:%Y-%m-%d %H:%M} UTC" for t in candles.index] if not show_line else [],
+            hovertext=_per_market(market, ("candle_text", period),
+                                  lambda: [f"{period} from {t} UTC" for t in _minute_labels(candles.index)])
+            if not show_line else [],
             hoverinfo="y+text", visible=not show_line, xaxis=ax["x"], yaxis=ax["y"],
             increasing=dict(line=dict(color="#e8e8e8", width=1), fillcolor="rgba(232,232,232,0.85)"),
             decreasing=dict(line=dict(color="#8a8f98", width=1), fillcolor="rgba(20,20,20,0.85)"),
@@ -657,12 +693,12 @@ def heatmap_image(
     if z.size == 0:
         return None, col_start, col_end
     n_rows = z.shape[0]
-    rgba = heatmap_rgba(z, zmax, colorscale, columns=image_columns(cidx, IMAGE_WIDTH),
-                        row_repeat=max(1, -(-IMAGE_MIN_HEIGHT // n_rows)))
+    pixels = heatmap_indices(z, zmax, columns=image_columns(cidx, IMAGE_WIDTH),
+                             row_repeat=max(1, -(-IMAGE_MIN_HEIGHT // n_rows)))
     bin_size = float(result.bin_size)
     top = float(prices[-1]) + bin_size / 2.0
     image = dict(
-        source=png_data_uri(rgba, level=1), xref=ax["x"], yref=ax["y"], x=float(times[0]),
+        source=png_data_uri(pixels, palette=heatmap_palette(colorscale), level=1), xref=ax["x"], yref=ax["y"], x=float(times[0]),
         sizex=float(col_end[-1] - times[0]), y=top, sizey=n_rows * bin_size, xanchor="left", yanchor="top",
         sizing="stretch", layer="below", opacity=1.0, name="heatmap_image",
     )
@@ -682,7 +718,7 @@ def _bar(x, y, colour: str, offset_ms: float, width_ms: float, name: str, ax: Ma
     xs = np.repeat(start, 3) + np.tile([0.0, 0.5 * width_ms, width_ms], len(start))
     ys = np.repeat(y, 3)
     ys[2::3] = 0.0  # bottom-right corner
-    labels = np.repeat(pd.DatetimeIndex(x).strftime("%Y-%m-%d %H:%M").to_numpy(dtype=object), 3).tolist()
+    labels = np.repeat(_minute_labels(x), 3).tolist()
     return dict(
         x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv", color=colour), fill="tozeroy",
         fillcolor=colour, name=name, xaxis=ax["x"], yaxis=ax["bars_y"], text=labels,
@@ -914,17 +950,13 @@ def _share_text(snapshot: "LiquidationMap", side: str, rows: slice) -> list[str]
     """Per-bin text like ``10x 30% · 25x 45% · 50x 25%`` (tiers holding at least 1 %)."""
     share = snapshot.leverage_share(side)[:, rows]
     # whole percents looked up in a per-tier table: formatting floats per bin was the map's main cost
-    table = [[f"{lev:g}x {p}%" for p in range(101)] for lev in snapshot.leverages]
+    table = np.array([[f"{lev:g}x {p}%" for p in range(101)] + [""] for lev in snapshot.leverages], dtype=object)
     finite = np.isfinite(share)
     pct = np.rint(np.clip(np.where(finite, share, 0.0), 0.0, 1.0) * 100).astype(np.int64)
-    keep = finite & (share >= 0.01)
-    out = []
-    for any_open, tiers, pcts in zip(finite.any(axis=0).tolist(), keep.T.tolist(), pct.T.tolist()):
-        if not any_open:
-            out.append("no open positions")
-            continue
-        out.append("leverage: " + " · ".join(table[i][p] for i, (k, p) in enumerate(zip(tiers, pcts)) if k))
-    return out
+    pct[~(finite & (share >= 0.01))] = 101  # the empty string: tier left out
+    cells = table[np.arange(table.shape[0])[:, None], pct]
+    return ["leverage: " + " · ".join(filter(None, col)) if any_open else "no open positions"
+            for any_open, col in zip(finite.any(axis=0).tolist(), cells.T.tolist())]
 
 
 def _map_layout(height: int) -> dict:

@@ -86,6 +86,31 @@ def test_tier_slider_makes_custom_mix(dash):
     assert dash.result.params.mix.name == "custom"
 
 
+def test_tier_sliders_follow_a_chosen_preset(dash):
+    """Choosing a preset recomputes from its weights, whatever the sliders held, then moves them."""
+    from liqlab.leverage import LeverageMix
+
+    _reset(dash)
+    for w in (*dash.w_long, *dash.w_short):
+        w.value = 0.0  # a custom mix with nothing in it: refused
+    assert dash.w_preset.value == "custom" and not dash.refresh() and "zero" in dash.message
+    dash.w_preset.value = "degen"  # no event loop here: the observer recomputes at once
+    assert not dash.error, dash.message
+    mix = LeverageMix.preset("degen")  # five tiers: the sixth slider is hidden at zero
+    assert dash.result.params.mix.name == "degen" and len(dash.w_long) == 6 == len(mix.long) + 1
+    assert [w.value for w in dash.w_long] == [round(float(v), 4) for v in mix.long] + [0.0]
+    assert [w.value for w in dash.w_short] == [round(float(v), 4) for v in mix.short] + [0.0]
+    assert [w.description for w in dash.w_long[:5]] == ["25x", "50x", "75x", "100x", "125x"]
+    assert dash.w_long[5].layout.display == "none" and dash.w_long[4].layout.display is None
+    assert dash.w_preset.value == "degen", "moving the sliders to the preset keeps the preset"
+    # a slider moved from there makes a custom mix of the preset's five tiers
+    dash.w_long[0].value = 0.5
+    assert dash.w_preset.value == "custom" and dash.refresh(), dash.message
+    assert dash.result.params.mix.leverages == mix.leverages
+    assert dash.result.params.mix.long[0] > mix.long[0]
+    _reset(dash)
+
+
 def test_price_style_toggles_traces(dash):
     _reset(dash)
     assert dash.set(price_style="line")

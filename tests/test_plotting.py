@@ -62,11 +62,12 @@ def test_heatmap_image_pixels_are_the_grid_colours():
     # 1200 px across: column 1 (candles 0-1) on the left half, column 2 (candles 2-3) on the right
     assert px.shape == (3 * 134, plotting.IMAGE_WIDTH, 4)
     zmax = _trace(fig, "heatmap").zmax
-    lut = plotting.colour_lut("Viridis")
+    lut = plotting.colour_lut("Viridis", plotting.IMAGE_LEVELS)
+    top = plotting.IMAGE_LEVELS - 1
     row = {102.5: 60, 100.0: 200, 97.5: 340}  # PNG rows: highest price at the top
     # column 1: 97.5 -> 20 long, 100 -> empty, 102.5 -> 30 short (at or above zmax: the top colour)
-    assert tuple(px[row[97.5], 10]) == tuple(lut[round(20 * 255 / zmax)])
-    assert tuple(px[row[102.5], 10]) == tuple(lut[255])
+    assert tuple(px[row[97.5], 10]) == tuple(lut[round(20 * top / zmax)])
+    assert tuple(px[row[102.5], 10]) == tuple(lut[top])
     assert px[row[100.0], 10, 3] == 0, "empty levels are transparent"
     # column 2: everything swept or empty -> transparent
     assert (px[:, plotting.IMAGE_WIDTH // 2 + 1:, 3] == 0).all(), "swept levels must disappear (no colour)"
