@@ -7,7 +7,12 @@ server relays it, and the browser cannot cache it. When the apps are served by `
 :data:`BUNDLE_ENV` for its kernels; widgets made here then ship a few lines of JavaScript that
 import the file from the server instead (compressed and cacheable), and their views skip
 reporting the browser's computed figure state back after each update (nothing here reads it).
-In JupyterLab, where no such route exists, they behave exactly like stock ``FigureWidget``.
+In JupyterLab, where no such route exists, they use plotly's own front end.
+
+Either way the classes made here send 2-D float arrays (a heatmap's ``z`` and ``customdata``) as
+lists of binary rows. Stock ``FigureWidget`` sends them as nested JSON lists, which cannot hold
+the NaN that marks an empty cell (jupyter_client then re-encodes the whole message, with a
+warning, turning NaN into the string ``"nan"``) and which plotly.js must walk number by number.
 """
 
 from __future__ import annotations
@@ -61,18 +66,55 @@ def stub_esm(route: str) -> str:
 
 
 def figure_widget_class():
-    """``FigureWidget``, importing plotly.js from the app server when :data:`BUNDLE_ENV` is set."""
+    """A ``FigureWidget`` subclass sending 2-D arrays as binary rows (see the module notes); it
+    imports plotly.js from the app server when :data:`BUNDLE_ENV` is set."""
     return _widget_class(os.environ.get(BUNDLE_ENV) or None)
+
+
+def to_js(value, manager=None):
+    """plotly's widget serialiser, with 2-D float arrays that JSON cannot carry made to fit.
+
+    Grids (rows of at least ``_MIN_ROW`` values) go as lists of ``float32`` rows: each row travels
+    as a binary buffer and arrives as a typed array, a form of 2-D data plotly.js takes as it is,
+    and NaN stays NaN (a gap). Narrow ones (per-point tuples such as ``customdata`` pairs) go as
+    nested lists with NaN as ``null``, rather than as hundreds of tiny buffers.
+    """
+    import numpy as np
+    from plotly.serializers import _py_to_js
+
+    if isinstance(value, dict):
+        return {k: to_js(v, manager) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_js(v, manager) for v in value]
+    if isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind == "f":
+        if value.shape[1] >= _MIN_ROW:
+            return [_py_to_js(row, manager) for row in np.ascontiguousarray(value, dtype=np.float32)]
+        return np.where(np.isnan(value), None, value).tolist()
+    return _py_to_js(value, manager)
+
+
+_MIN_ROW = 8
 
 
 @functools.lru_cache(maxsize=4)
 def _widget_class(route: str | None):
     import plotly.graph_objects as go
+    from plotly.serializers import _js_to_py
+    from traitlets import Dict, List
 
+    ser = {"to_json": to_js, "from_json": _js_to_py}
+    # the traits that carry figure data to the browser, as plotly declares them but for to_json
+    attrs = {
+        "__module__": __name__,
+        "_widget_data": List().tag(sync=True, **ser),
+        "_widget_layout": Dict().tag(sync=True, **ser),
+        **{name: Dict(allow_none=True).tag(sync=True, **ser)
+           for name in ("_py2js_addTraces", "_py2js_restyle", "_py2js_update", "_py2js_animate")},
+    }
     if route is None:
-        return go.FigureWidget
+        return type("LiqlabFigureWidget", (go.FigureWidget,), attrs)
     # anywidget reads ``_esm`` when the class is made: one class per route
-    return type("ServedFigureWidget", (go.FigureWidget,), {"_esm": stub_esm(route), "__module__": __name__})
+    return type("ServedFigureWidget", (go.FigureWidget,), {**attrs, "_esm": stub_esm(route)})
 
 
 def figure_widget(fig):

@@ -203,22 +203,6 @@ def _column_close(result: "HeatmapResult", market: "Market") -> np.ndarray:
     return close[idx] if len(close) else np.zeros(0)
 
 
-def grid_columns(z: np.ndarray, prices: np.ndarray, times_ms: np.ndarray) -> tuple[np.ndarray, ...]:
-    """A (rows, columns) grid as flat column arrays ``x, y, z`` (column-major), empty cells NaN.
-
-    Flat numeric arrays travel to the browser as binary buffers; nested lists would be walked
-    element by element on the way. Zero or negative cells (nothing outstanding, or swept) become
-    NaN, which plotly leaves transparent. ``x`` stays float64 (epoch milliseconds need it);
-    ``y`` and ``z`` are float32.
-    """
-    n_rows, n_cols = z.shape
-    x = np.repeat(np.asarray(times_ms, dtype=np.float64), n_rows)
-    y = np.tile(np.asarray(prices, dtype=np.float32), n_cols)
-    flat = np.asarray(z, dtype=np.float32).T.ravel()
-    flat = np.where(flat > 0, flat, np.float32(np.nan)).astype(np.float32)
-    return x, y, flat
-
-
 def colour_lut(colorscale: str = COLOURSCALE, n: int = 256) -> np.ndarray:
     """An ``(n, 4)`` ``uint8`` RGBA table sampled from a plotly colour scale (opaque).
 
@@ -366,20 +350,22 @@ def coarse_grid(
     Returns
     -------
     dict
-        Flat column arrays (see :func:`grid_columns`) ``x`` (block centre time), ``y`` (block
-        centre price), ``z`` (the largest per-bin notional in the block, NaN when none) and
-        ``distance`` (% from the close at the block's end to its centre price), plus
-        ``row_span`` (price span of a block) and ``col_span_ms`` (typical time span of a block).
+        ``x`` (block centre times, one per block column), ``y`` (block centre prices, one per
+        block row), ``z`` (``float32`` ``(block rows, block columns)``: the largest per-bin
+        notional in the block, NaN when none is above zero) and ``distance`` (same shape: % from
+        the close at the block's end to its centre price), plus ``row_span`` (price span of a
+        block) and ``col_span_ms`` (typical time span of a block).
     """
     g = np.asarray(z, dtype=np.float32)
     n_rows, n_cols = g.shape
     if n_rows == 0 or n_cols == 0:
-        empty = np.zeros(0, np.float32)
-        return {"x": np.zeros(0), "y": empty, "z": empty, "distance": empty, "row_span": 0.0,
+        empty = np.zeros((0, 0), np.float32)
+        return {"x": np.zeros(0), "y": np.zeros(0), "z": empty, "distance": empty, "row_span": 0.0,
                 "col_span_ms": 0.0}
     r0 = _blocks(n_rows, max_rows)
     c0 = _blocks(n_cols, max_columns)
     zb = np.maximum.reduceat(np.maximum.reduceat(g, r0, axis=0), c0, axis=1)
+    zb[~(zb > 0)] = np.nan  # nothing outstanding: a gap, without hover
     r_last = np.append(r0[1:], n_rows) - 1
     c_last = np.append(c0[1:], n_cols) - 1
     p = np.asarray(prices, dtype=np.float64)
@@ -388,11 +374,21 @@ def coarse_grid(
     c = np.asarray(close, dtype=np.float64)[c_last] if len(close) else np.full(c_last.size, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         dist = 100.0 * (y[:, None] / c[None, :] - 1.0)
-    gx, gy, gz = grid_columns(zb, y, x)
     step = float(p[1] - p[0]) if p.size > 1 else 0.0
-    return {"x": gx, "y": gy, "z": gz, "distance": np.asarray(dist.T.ravel(), dtype=np.float32),
+    return {"x": x, "y": y, "z": np.ascontiguousarray(zb, dtype=np.float32),
+            "distance": np.ascontiguousarray(dist, dtype=np.float32),
             "row_span": step * (r0[1] - r0[0] if r0.size > 1 else n_rows),
             "col_span_ms": float(np.median(np.asarray(col_end_ms)[c_last] - np.asarray(col_start_ms)[c0]))}
+
+
+def _rows(grid: np.ndarray) -> list[np.ndarray]:
+    """A 2-D array as a list of its rows: each row travels to the browser as a binary buffer.
+
+    plotly's widget sends a 2-D array as nested JSON lists, and a flat one with ``x``/``y`` per
+    cell makes plotly.js regroup every cell on each update (its most costly step for this trace);
+    a list of typed rows is plotly.js's own 2-D form and costs neither.
+    """
+    return list(np.ascontiguousarray(grid))
 
 
 def _usd(x: float) -> str:
@@ -1141,6 +1137,9 @@ def _same(old, new) -> bool:
                 return bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
             return a.ndim == 1 and bool((a == b).all())
         if isinstance(new, list):
+            if new and isinstance(new[0], np.ndarray):  # rows of a 2-D array (see _rows)
+                return (isinstance(old, list) and len(old) == len(new)
+                        and all(_same(a, b) for a, b in zip(old, new)))
             return isinstance(old, list) and len(old) == len(new) and old == new
         return bool(old == new)
     except (TypeError, ValueError):

@@ -1,15 +1,62 @@
-"""Figure widgets: stock plotly in JupyterLab, plotly.js imported from the app server under ``liqlab app``."""
+"""Figure widgets: plotly's front end in JupyterLab, plotly.js imported from the app server under
+``liqlab app``; 2-D arrays sent so that JSON can carry them."""
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import plotly.graph_objects as go
+import pytest
+from ipywidgets.widgets.widget import _remove_buffers
+from jupyter_client.session import json_packer
 
-from liqlab.figure_widget import BUNDLE_ENV, bundle_file, bundle_route, figure_widget, figure_widget_class, stub_esm
+from liqlab.figure_widget import (BUNDLE_ENV, bundle_file, bundle_route, figure_widget, figure_widget_class,
+                                  stub_esm, to_js)
 
 
-def test_without_the_server_route_widgets_are_stock_plotly(monkeypatch):
+def test_without_the_server_route_widgets_use_plotlys_front_end(monkeypatch):
     monkeypatch.delenv(BUNDLE_ENV, raising=False)
-    assert figure_widget_class() is go.FigureWidget
+    cls = figure_widget_class()
+    assert issubclass(cls, go.FigureWidget) and cls._esm == go.FigureWidget._esm
+
+
+def test_grids_travel_as_binary_rows_and_pairs_as_json():
+    grid = np.array([[1.0, np.nan] * 4, [3.0] * 8], dtype=np.float64)
+    rows = to_js(grid)
+    assert [r["dtype"] for r in rows] == ["float32", "float32"] and rows[0]["shape"] == (8,)
+    first = np.frombuffer(rows[0]["buffer"], np.float32)
+    assert first[0] == 1.0 and np.isnan(first[1]), "NaN stays a gap"
+    assert to_js(np.array([[1.5, np.nan], [2.0, 3.0]])) == [[1.5, None], [2.0, 3.0]]
+    assert to_js({"z": [grid]})["z"][0][1]["dtype"] == "float32"  # inside messages too
+    one = to_js(np.array([1.0, 2.0], np.float32))
+    assert one["dtype"] == "float32" and one["shape"] == (2,)  # 1-D: plotly's own form
+
+
+@pytest.mark.parametrize("served", [False, True])
+def test_heatmap_widget_state_is_strict_json(monkeypatch, served):
+    """NaN cells would make jupyter_client re-encode the message with a warning (``"nan"`` strings)."""
+    if served:
+        monkeypatch.setenv(BUNDLE_ENV, bundle_route())
+    else:
+        monkeypatch.delenv(BUNDLE_ENV, raising=False)
+    z = np.array([[1.0, np.nan, 2.0] * 4, [np.nan, 5.0, 6.0] * 4])
+    w = figure_widget(go.Figure(go.Heatmap(z=z, customdata=z, x=np.arange(12.0), y=[10.0, 20.0])))
+    state, _, buffers = _remove_buffers(w.get_state())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        json_packer(state)
+    assert len(buffers) >= 4  # z and customdata: two rows each
+    sent = []
+    w._send = lambda msg, buffers=None: sent.append((msg, buffers))  # what the comm would carry
+    w.plotly_update(restyle_data={"z": [z * 2]}, trace_indexes=[0])
+    assert np.asarray(w.data[0].z)[0, 0] == 2.0
+    updates = [(m, b) for m, b in sent if "_py2js_update" in m.get("state", {}) and m["state"]["_py2js_update"]]
+    assert updates, "the update went out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        json_packer(updates[0][0])
+    assert [np.frombuffer(b, np.float32)[0] for b in updates[0][1][:1]] == [2.0]
 
 
 def test_served_widgets_ship_a_stub_that_imports_the_route(monkeypatch):

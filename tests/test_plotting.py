@@ -92,13 +92,13 @@ def test_coarse_heatmap_carries_hover_and_colour_bar():
     fig = plotting.heatmap_figure(_result(m), m, margin=0.0)
     hm = _trace(fig, "heatmap")
     x, y, z = np.asarray(hm.x), np.asarray(hm.y), np.asarray(hm.z)
-    # a grid this small is not aggregated: the same cells, flat column by column
-    assert list(y[:3]) == [97.5, 100.0, 102.5]
-    assert x[0] == m.index[1].value / 1e6 and x[3] == m.index[3].value / 1e6  # middle of each column's span
-    np.testing.assert_array_equal(z[:3], np.array([20.0, np.nan, 30.0], dtype=np.float32))
-    assert np.isnan(z[3:]).all()
+    # a grid this small is not aggregated: the same cells, (price rows, time columns)
+    assert list(y) == [97.5, 100.0, 102.5] and z.shape == (3, 2)
+    assert x[0] == m.index[1].value / 1e6 and x[1] == m.index[3].value / 1e6  # middle of each column's span
+    np.testing.assert_array_equal(z[:, 0], np.array([20.0, np.nan, 30.0], dtype=np.float32))
+    assert np.isnan(z[:, 1]).all(), "swept: no hover"
     # 97.5 vs the close of candle 1 (99): -1.5 %
-    assert np.asarray(hm.customdata)[0] == pytest.approx(100 * (97.5 / 99 - 1), rel=1e-5)
+    assert np.asarray(hm.customdata)[0, 0] == pytest.approx(100 * (97.5 / 99 - 1), rel=1e-5)
     assert "from price" in hm.hovertemplate and "%{customdata" in hm.hovertemplate
     assert hm.opacity == 0 and hm.showscale is not False
     assert hm.zmin == 0 and hm.zmax == pytest.approx(np.percentile([20.0, 30.0], 99))
@@ -116,11 +116,11 @@ def test_coarse_grid_aggregates_blocks_by_their_largest_bin():
     coarse = plotting.coarse_grid(z, prices, start, start + 60_000.0, np.full(cols, 1100.0),
                                   max_columns=150, max_rows=120)
     n_r, n_c = -(-rows // 3), -(-cols // 3)  # factors ceil(250/120)=3 and ceil(400/150)=3
-    assert coarse["z"].size == n_r * n_c <= 150 * 120
-    zz = coarse["z"].reshape(n_c, n_r)  # column-major
-    assert zz[1, 2] == 9.0 and zz[-1, -1] == 4.0 and np.isnan(zz[0, 0])
-    assert coarse["y"][2] == pytest.approx(1007.0) and coarse["x"][n_r] == pytest.approx(3 * 60_000 + 90_000)
-    assert coarse["distance"][2] == pytest.approx(100 * (1007 / 1100 - 1), rel=1e-5)
+    zz = coarse["z"]
+    assert zz.shape == coarse["distance"].shape == (n_r, n_c) and n_r * n_c <= 150 * 120
+    assert zz[2, 1] == 9.0 and zz[-1, -1] == 4.0 and np.isnan(zz[0, 0])
+    assert coarse["y"][2] == pytest.approx(1007.0) and coarse["x"][1] == pytest.approx(3 * 60_000 + 90_000)
+    assert coarse["distance"][2, 0] == pytest.approx(100 * (1007 / 1100 - 1), rel=1e-5)
 
 
 def test_image_columns_follow_uneven_columns():
@@ -138,7 +138,7 @@ def test_side_selects_long_or_short_grid():
     m = _market()
     fig = plotting.heatmap_figure(_result(m), m, side="short", margin=0.0)
     z = np.asarray(_trace(fig, "heatmap").z)
-    assert np.isnan(z[0]) and z[2] == 30.0
+    assert np.isnan(z[0, 0]) and z[2, 0] == 30.0
     px, _ = _image_pixels(fig)
     assert px[340, 10, 3] == 0 and px[60, 10, 3] == 255  # 97.5 (longs only) gone, 102.5 (shorts) shown
     with pytest.raises(ValueError):
@@ -250,7 +250,7 @@ def test_apply_parts_updates_in_place_and_skips_unchanged():
     n_traces = len(fig.data)
     plotting.apply_parts(fig, second, first)
     assert len(fig.data) == n_traces and isinstance(fig, go.Figure)
-    assert np.asarray(_trace(fig, "heatmap").z)[0] == 40.0
+    assert np.asarray(_trace(fig, "heatmap").z)[0, 0] == 40.0
     assert _trace(fig, "heatmap").zmax == second["zmax"] == 2 * first["zmax"]
     assert len(fig.layout.images) == 1 and fig.layout.images[0].source == second["layout"]["images"][0]["source"]
 

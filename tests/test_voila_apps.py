@@ -24,8 +24,8 @@ FINGERPRINT = """() => {
   if (!el || !el.data || !el.layout) return null;
   const hm = el.data.find(t => t.type === 'heatmap');
   if (!hm || !hm.z) return null;
-  let s = 0, n = 0;
-  for (let i = 0; i < hm.z.length; i++) { const v = hm.z[i]; if (v !== null && v === v) { s += v; n++; } }
+  let s = 0, n = 0;  // z is a list of rows (typed arrays)
+  for (const row of hm.z) for (const v of row) if (v !== null && v === v) { s += v; n++; }
   const src = ((el.layout.images || [])[0] || {}).source || '';
   return [hm.z.length, n, s, hm.y && hm.y.length ? hm.y[0] : 0, src.length, src.slice(-48)].join('|');
 }"""
