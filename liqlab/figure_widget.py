@@ -85,6 +85,8 @@ def to_js(value, manager=None):
     if isinstance(value, dict):
         return {k: to_js(v, manager) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if all(type(v) in _PLAIN for v in value):  # hover texts, labels: nothing to convert
+            return list(value)
         return [to_js(v, manager) for v in value]
     if isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind == "f":
         if value.shape[1] >= _MIN_ROW:
@@ -94,6 +96,7 @@ def to_js(value, manager=None):
 
 
 _MIN_ROW = 8
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 @functools.lru_cache(maxsize=4)
