@@ -76,6 +76,16 @@ def _check_bundle_route(port: int) -> None:
     assert "max-age=31536000" in headers["Cache-Control"]
     assert gzip.decompress(body) == bundle_file().read_bytes()
     assert len(body) < bundle_file().stat().st_size / 2
+    # compressed once: the same bytes again, and a browser holding them gets "not modified"
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.read() == body
+    again = urllib.request.Request(req.full_url, headers={"Accept-Encoding": "gzip", "If-None-Match": headers["Etag"]})
+    with pytest.raises(urllib.error.HTTPError) as not_modified:
+        urllib.request.urlopen(again, timeout=30)
+    assert not_modified.value.code == 304
+    # without gzip the plain file
+    with urllib.request.urlopen(req.full_url, timeout=30) as resp:
+        assert resp.read() == bundle_file().read_bytes()
     # other paths below the route are not served
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/liqlab/static/plotly.min.js", timeout=30)
