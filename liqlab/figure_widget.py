@@ -90,7 +90,9 @@ def to_js(value, manager=None):
         return [to_js(v, manager) for v in value]
     if isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind == "f":
         if value.shape[1] >= _MIN_ROW:
-            return [_py_to_js(row, manager) for row in np.ascontiguousarray(value, dtype=np.float32)]
+            rows = np.ascontiguousarray(value, dtype=np.float32)
+            shape = (rows.shape[1],)
+            return [{"buffer": memoryview(row), "dtype": "float32", "shape": shape} for row in rows]
         return np.where(np.isnan(value), None, value).tolist()
     return _py_to_js(value, manager)
 
