@@ -70,7 +70,8 @@ INSTRUMENT = """() => {
       window.__t0 = performance.now(); } }, true);
   const src = () => ((el.layout.images || [])[0] || {}).source || '';
   const fp = () => { const hm = el.data.find(t => t.type === 'heatmap'); let s = 0;
-    for (const row of hm.z) for (let i = 0; i < row.length; i += 7) { const v = row[i]; if (v === v && v !== null) s += v; }
+    const rows = hm.z.length && hm.z[0] !== null && typeof hm.z[0] === 'object' ? hm.z : [hm.z];  // 2-D, or flat columns
+    for (const row of rows) for (let i = 0; i < row.length; i += 7) { const v = row[i]; if (v === v && v !== null) s += v; }
     const u = src(); return hm.z.length + ':' + s + ':' + u.length + ':' + u.slice(-64); };
   const drawn = () => { const im = el.querySelector('g.imagelayer image, .layer-below image');
     return !!im && (im.getAttribute('href') || im.getAttribute('xlink:href')) === src(); };
@@ -83,7 +84,7 @@ FIGURE_INFO = """() => { const el = document.querySelector('.js-plotly-plot');
   const hm = el.data.find(t => t.type === 'heatmap'); const img = (el.layout.images || [])[0] || {};
   const legend = document.querySelector('.liqlab-legend-title');
   const title = legend ? legend.textContent : '';
-  return {title: title, sizey: img.sizey, image_chars: (img.source || '').length, coarse_cells: hm.z.length * (hm.z[0] || []).length,
+  return {title: title, sizey: img.sizey, image_chars: (img.source || '').length, coarse_cells: hm.z[0] !== null && typeof hm.z[0] === 'object' ? hm.z.length * hm.z[0].length : hm.z.length,
           traces: el.data.length}; }"""
 
 

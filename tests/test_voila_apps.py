@@ -39,6 +39,16 @@ RENDERED = """() => {
          && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length)
          && !!document.querySelector('.liqlab-legend .liqlab-legend-title');
 }"""
+# page position of the hover heatmap's largest cell
+LARGEST_CELL = """() => {
+  const el = document.querySelector('.js-plotly-plot');
+  const i = el.data.findIndex(t => t.type === 'heatmap'), hm = el.data[i], full = el._fullData[i];
+  let best = [-1, 0, 0];
+  hm.z.forEach((row, r) => row.forEach((v, c) => { if (v === v && v !== null && v > best[0]) best = [v, r, c]; }));
+  const L = el._fullLayout, xa = L[full.xaxis.replace('x', 'xaxis')], ya = L[full.yaxis.replace('y', 'yaxis')];
+  const box = el.getBoundingClientRect();
+  return [box.left + xa._offset + xa.l2p(xa.d2l(hm.x[best[2]])), box.top + ya._offset + ya.l2p(ya.d2l(hm.y[best[1]]))];
+}"""
 ANY_PLOT = "() => { const el = document.querySelector('.js-plotly-plot'); return !!(el && el.data && el.data.length); }"
 
 
@@ -102,7 +112,12 @@ def test_app_renders_and_reacts(server, chromium, artifacts, name):
 
         change_and_wait(page, symbol)
         page.wait_for_function("() => document.querySelector('.liqlab-status').innerText.includes('ETHUSDT')")
+        # hovering the heatmap's largest cell reads its notional, price and distance from price
+        page.mouse.move(*page.evaluate(LARGEST_CELL))
+        hover = page.wait_for_selector(".hoverlayer .hovertext", timeout=10_000).text_content()
+        assert "per price bin" in hover and "% from price" in hover and "UTC" in hover, hover
         page.screenshot(path=str(artifacts / f"{stem}_2_eth_degen_3d.png"), full_page=True)
+        page.mouse.move(5, 5)
 
         before = page.evaluate(FINGERPRINT)
         page.fill(".liqlab-bin input", "-5")
