@@ -705,11 +705,11 @@ class Dashboard(GuardedComponent):
         pos = self._snapshot_position(result, market)
         snapshot = result.snapshot(pos)
         parts = self._explorer_parts(result, market, snapshot, inp)
-        self.w_legend.value = plotting.colour_legend_html(parts["legend"])
         if self.figure is None:
             self.figure = self._new_figure(parts)
         else:
             plotting.apply_parts(self.figure, parts, self._parts)
+        self.w_legend.value = plotting.colour_legend_html(parts["legend"])
         self._parts = parts
         self.loaded, self.market, self.result, self.snapshot, self.inputs = loaded, market, result, snapshot, inp
         self._sync_time_slider(len(market), pos)
@@ -929,7 +929,8 @@ def _light_widget_class(base):
             per_trace = [k for k, v in restyle.items() if isinstance(v, list) and len(v) == len(indexes)]
             touched = [any(k in _DATA_ARRAYS and restyle[k][j] is not Undefined for k in per_trace)
                        for j in range(len(indexes))]
-            if any(touched) and len(per_trace) == len(restyle):
+            # (only where views report their state back: the served front end does not)
+            if self.reports_state and any(touched) and len(per_trace) == len(restyle):
                 for key in _DATA_ARRAYS:
                     values = list(restyle.get(key, [Undefined] * len(indexes)))
                     for j, idx in enumerate(indexes):

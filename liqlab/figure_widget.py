@@ -67,7 +67,11 @@ def stub_esm(route: str) -> str:
 
 def figure_widget_class():
     """A ``FigureWidget`` subclass sending 2-D arrays as binary rows (see the module notes); it
-    imports plotly.js from the app server when :data:`BUNDLE_ENV` is set."""
+    imports plotly.js from the app server when :data:`BUNDLE_ENV` is set.
+
+    The class attribute ``reports_state`` says whether its views send the browser's computed
+    figure state back after each update (plotly's front end does; the served stub does not).
+    """
     return _widget_class(os.environ.get(BUNDLE_ENV) or None)
 
 
@@ -117,9 +121,9 @@ def _widget_class(route: str | None):
            for name in ("_py2js_addTraces", "_py2js_restyle", "_py2js_update", "_py2js_animate")},
     }
     if route is None:
-        return type("LiqlabFigureWidget", (go.FigureWidget,), attrs)
+        return type("LiqlabFigureWidget", (go.FigureWidget,), {**attrs, "reports_state": True})
     # anywidget reads ``_esm`` when the class is made: one class per route
-    return type("ServedFigureWidget", (go.FigureWidget,), {**attrs, "_esm": stub_esm(route)})
+    return type("ServedFigureWidget", (go.FigureWidget,), {**attrs, "_esm": stub_esm(route), "reports_state": False})
 
 
 def figure_widget(fig):

@@ -19,6 +19,7 @@ def test_without_the_server_route_widgets_use_plotlys_front_end(monkeypatch):
     monkeypatch.delenv(BUNDLE_ENV, raising=False)
     cls = figure_widget_class()
     assert issubclass(cls, go.FigureWidget) and cls._esm == go.FigureWidget._esm
+    assert cls.reports_state, "plotly's front end sends the computed figure back"
 
 
 def test_grids_travel_as_binary_rows_and_pairs_as_json():
@@ -68,6 +69,7 @@ def test_served_widgets_ship_a_stub_that_imports_the_route(monkeypatch):
     assert f'"{bundle_route()}"' in w._esm and "import(" in w._esm
     assert len(w._esm) < 2_000 < bundle_file().stat().st_size
     assert "_sendTraceDeltas" in w._esm  # views report a finished edit, not the full computed state
+    assert not cls.reports_state
     assert list(w.data[0].y) == [3, 4]
     assert figure_widget_class() is cls  # one class per route
 
