@@ -127,3 +127,36 @@ def test_recorder_stops_cleanly_when_the_stream_is_unreachable(tmp_path):
         stats = rec.run(duration=0.5)
     assert stats.events == 0 and stats.reconnects >= 1
     assert "Error" in (stats.last_error or "")
+
+
+class _CacheOnlyExchange:
+    """A ccxt.pro stand-in whose watch never returns; one event sits in its cache, as when a
+    message arrives while no watch is pending and nothing follows it."""
+
+    id = "binanceusdm"
+    has = {"watchLiquidations": True, "watchLiquidationsForSymbols": True}
+
+    def __init__(self) -> None:
+        self.markets = {"BTC/USDT:USDT": {"id": "BTCUSDT", "symbol": "BTC/USDT:USDT", "swap": True,
+                                          "contractSize": 1.0, "inverse": False}}
+        self.liquidations = [{"symbol": "BTC/USDT:USDT", "timestamp": 1700000000000, "side": "sell",
+                              "price": 40000.0, "contracts": 0.5}]
+        self.closed = False
+
+    async def load_markets(self):
+        return self.markets
+
+    async def watch_liquidations(self, symbol):
+        await asyncio.Event().wait()  # nothing more arrives
+
+    async def close(self):
+        self.closed = True
+
+
+def test_recorder_keeps_an_event_that_only_reached_the_cache(tmp_path):
+    store = Store(tmp_path)
+    ex = _CacheOnlyExchange()
+    stats = LiquidationRecorder(ex, ["BTC/USDT:USDT"], store=store, flush_interval=0.05).run(duration=0.5)
+    assert stats.events == 1 and ex.closed
+    stored = store.read_liquidations("binanceusdm", "BTC/USDT:USDT")
+    assert stored["side"].tolist() == ["long"] and stored["notional"].tolist() == pytest.approx([20000.0])

@@ -207,6 +207,9 @@ class LiquidationRecorder:
                     if await self._sleep_or_stop(self.backoff.delay(attempt)):
                         break
                     continue
+                # a message that arrived while no watch was pending is only in ccxt's cache, and
+                # no later watch returns it if nothing follows: sweep the cache on every pass
+                self._take(ex, [])
                 if len(self._buffer) >= self.batch_size or time.monotonic() - self._last_flush >= self.flush_interval:
                     await self._flush()
         finally:
@@ -214,6 +217,7 @@ class LiquidationRecorder:
             for task in pending.values():
                 task.cancel()
             await asyncio.gather(*pending.values(), return_exceptions=True)
+            self._take(ex, [])  # the last messages, before the final flush
 
     def _take(self, ex, items) -> None:
         # ccxt hands back only the message that woke the watch; messages that arrived while no
