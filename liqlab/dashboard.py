@@ -913,8 +913,9 @@ def _light_widget_class(base):
     then deletes the overlapping properties (``x``, ``y``, ``customdata`` ...) from its own data
     *and from the browser's model*, so the next difference again holds those whole arrays, as
     JSON: about 0.9 MB each way per update for the dashboard's heatmap. This subclass only
-    marks the edit as finished (the figure's data stay what Python set), and sends all of a
-    trace's arrays whenever one of them changes, so that the difference stays small.
+    marks the edit as finished (the figure's data stay what Python set), and, where views report
+    that difference at all (``base.reports_state``), sends all of a trace's arrays whenever one
+    of them changes, so that the difference stays small.
     """
     from plotly.basedatatypes import Undefined
     from traitlets import observe
