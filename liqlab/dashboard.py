@@ -323,11 +323,11 @@ class Dashboard(GuardedComponent):
         mix = LeverageMix.preset("balanced")
         self.w_long = [cls(W.FloatSlider(value=w, min=0.0, max=1.0, step=0.01, description=f"{lev:g}x",
                                          continuous_update=False, readout_format=".2f",
-                                         layout=W.Layout(width="230px")), f"long-{i}")
+                                         layout=W.Layout(width="340px")), f"long-{i}")
                        for i, (lev, w) in enumerate(zip(mix.leverages, mix.long))]
         self.w_short = [cls(W.FloatSlider(value=w, min=0.0, max=1.0, step=0.01, description=f"{lev:g}x",
                                           continuous_update=False, readout_format=".2f",
-                                          layout=W.Layout(width="230px")), f"short-{i}")
+                                          layout=W.Layout(width="340px")), f"short-{i}")
                         for i, (lev, w) in enumerate(zip(mix.leverages, mix.short))]
         self._tier_leverages = tuple(mix.leverages)
         self._sliders_preset = "balanced"  # the preset the tier sliders show (see refresh)
