@@ -464,13 +464,9 @@ class Dashboard(GuardedComponent):
             return
         self.schedule()  # the tier sliders follow after the figure (see refresh)
 
-    def _apply_preset(self, name) -> bool:
-        """Move the tier sliders to a preset's weights (without recomputing)."""
-        try:
-            mix = self._mix_cls.preset(name)
-        except Exception as exc:  # unknown names never reach here from the dropdown, but be safe
-            self._set_status(sentence(exc), error=True)
-            return False
+    def _apply_preset(self, name: str) -> None:
+        """Move the tier sliders to a known preset's weights (without recomputing)."""
+        mix = self._mix_cls.preset(name)
         with self._mute():
             self._sliders_preset = name
             self._tier_leverages = tuple(mix.leverages)
@@ -482,7 +478,6 @@ class Dashboard(GuardedComponent):
                 for w in ws[len(mix.leverages):]:  # presets with fewer tiers than sliders
                     w.value = 0.0
                     w.layout.display = "none"
-        return True
 
     def _on_weight(self, _change) -> None:
         if self._muted:

@@ -381,16 +381,6 @@ def coarse_grid(
             "col_span_ms": float(np.median(np.asarray(col_end_ms)[c_last] - np.asarray(col_start_ms)[c0]))}
 
 
-def _rows(grid: np.ndarray) -> list[np.ndarray]:
-    """A 2-D array as a list of its rows: each row travels to the browser as a binary buffer.
-
-    plotly's widget sends a 2-D array as nested JSON lists, and a flat one with ``x``/``y`` per
-    cell makes plotly.js regroup every cell on each update (its most costly step for this trace);
-    a list of typed rows is plotly.js's own 2-D form and costs neither.
-    """
-    return list(np.ascontiguousarray(grid))
-
-
 def _usd(x: float) -> str:
     """Compact dollar text: $9.07M, $512k, $830."""
     a = abs(x)
@@ -1137,9 +1127,6 @@ def _same(old, new) -> bool:
                 return bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
             return a.ndim == 1 and bool((a == b).all())
         if isinstance(new, list):
-            if new and isinstance(new[0], np.ndarray):  # rows of a 2-D array (see _rows)
-                return (isinstance(old, list) and len(old) == len(new)
-                        and all(_same(a, b) for a, b in zip(old, new)))
             return isinstance(old, list) and len(old) == len(new) and old == new
         return bool(old == new)
     except (TypeError, ValueError):

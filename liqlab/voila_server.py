@@ -56,7 +56,7 @@ class _BundleHandler(StaticFileHandler):
         self.set_header("Content-Type", "text/javascript; charset=UTF-8")
         self.set_header("Content-Encoding", "gzip")
         self.set_header("Cache-Control", f"max-age={self.CACHE_MAX_AGE}, public")
-        self.set_header("Etag", f'"{plotly_version()}-gzip"')
+        self.set_header("Etag", f'"{bundle_route()}-gzip"')  # the route carries plotly's version
         if self.check_etag_header():
             self.set_status(304)
             return
@@ -64,12 +64,6 @@ class _BundleHandler(StaticFileHandler):
             self.write(body)
         else:
             self.set_header("Content-Length", len(body))
-
-
-def plotly_version() -> str:
-    import plotly
-
-    return plotly.__version__
 
 
 class LiqlabVoila(Voila):

@@ -187,12 +187,14 @@ class LiquidationRecorder:
                 done, _ = await asyncio.wait([*pending.values(), stopper], timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
                 failed = None
+                took = False
                 for key, task in list(pending.items()):
                     if task in done:
                         del pending[key]
                         exc = task.exception()
                         if exc is None:
-                            self._take(ex, task.result())
+                            self._take(ex, task.result())  # scans ccxt's cache too
+                            took = True
                             attempt = 0
                         else:
                             failed = exc
@@ -208,8 +210,9 @@ class LiquidationRecorder:
                         break
                     continue
                 # a message that arrived while no watch was pending is only in ccxt's cache, and
-                # no later watch returns it if nothing follows: sweep the cache on every pass
-                self._take(ex, [])
+                # no later watch returns it if nothing follows: sweep the cache on a quiet pass
+                if not took:
+                    self._take(ex, [])
                 if len(self._buffer) >= self.batch_size or time.monotonic() - self._last_flush >= self.flush_interval:
                     await self._flush()
         finally:
