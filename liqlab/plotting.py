@@ -50,6 +50,7 @@ COLOURSCALE = "Viridis"
 BACKGROUND = "#0e1117"
 COARSE_COLUMNS = 150  # hover/colour-bar heatmap: at most this many time columns ...
 COARSE_ROWS = 120  # ... and price rows, aggregated from the full grid
+LABEL_ROOM = 0.05  # map labels within this share of the price range from its edge go inside it
 LINE_POINTS = 2_000  # price line: at most this many points (lowest and highest close per run)
 IMAGE_WIDTH = 1200  # heatmap image width in pixels (columns are repeated up to it, never blurred)
 IMAGE_MIN_HEIGHT = 400  # rows are repeated a whole number of times to at least this height
@@ -895,6 +896,11 @@ def map_parts(
         ys.append(float(p))
         texts.append(f"{s} cluster {_price(p)} ({d:+.2f}%) · {_usd(notional)}")
         where.append("bottom right" if s == "long" else "top right")
+    # a label beyond its level would leave the panel at the range's edge (over the axis ticks there):
+    # near an edge it goes on the inner side of its level instead
+    room = LABEL_ROOM * (rng[1] - rng[0])
+    where = ["bottom right" if (w == "top right" and y > rng[1] - room) else
+             "top right" if (w == "bottom right" and y < rng[0] + room) else w for y, w in zip(ys, where)]
     # light text with a dark halo reads on the bars and on the background
     traces["map_labels"] = dict(
         x=np.zeros(len(ys)), y=np.asarray(ys), text=texts, mode="text", textposition=where,

@@ -225,6 +225,17 @@ def test_liquidation_map_marks_price_and_annotates_clusters():
     assert any(t.startswith("short cluster 105.00 (+5.00%)") for t in texts), texts
     # each label starts at the panel's left edge, at its level
     assert list(labels.x) == [0.0, 0.0, 0.0] and list(labels.y[1:]) == [90.0, 105.0]
+    # price and short labels above their level, the long one below it
+    assert list(labels.textposition) == ["top right", "bottom right", "top right"]
+
+
+def test_liquidation_map_labels_stay_inside_the_panel_at_its_edges():
+    # range 89.5..105.5: the short cluster at 105 is within 5 % of the top (105 > 105.5 - 0.8), the
+    # long one at 90 within 5 % of the bottom (90 < 89.5 + 0.8): each label goes on the inner side
+    fig = plotting.liquidation_map_figure(_snapshot(), price_range=(89.5, 105.5))
+    labels = _trace(fig, "map_labels")
+    assert list(labels.y) == [100.0, 90.0, 105.0]
+    assert list(labels.textposition) == ["top right", "top right", "bottom right"]
 
 
 def test_liquidation_map_hover_has_leverage_share():
