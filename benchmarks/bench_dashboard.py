@@ -13,8 +13,8 @@ price rows):
   capturing listener: Playwright's own checks before it clicks (scrolling the element into
   view, waiting for it to be stable over animation frames) are not part of what a visitor
   waits for;
-* ``first_render_s``: page request until the heatmap image is drawn, for two new visitors (fresh
-  browser contexts: nothing cached) and the second of them returning (``visitor: returning``:
+* ``first_render_s``: page request until the heatmap image is drawn, for new visitors (fresh
+  browser contexts: nothing cached; two unless ``--new-visitors N``) and the last of them returning (``visitor: returning``:
   the browser keeps the files it cached, plotly.js among them), each taking a preheated kernel
   from a filled pool (``http_s`` is the time to the HTML document, ``preheated_kernel`` says
   whether the server log reports a pre-heated kernel);
@@ -24,7 +24,8 @@ price rows):
   relay, so nothing is estimated; ``http_mb`` (transfer sizes Chromium reports) and
   ``ws_payload_mb`` (websocket messages after decompression) show where the bytes go.
 
-Run ``.venv/bin/python benchmarks/bench_dashboard.py [--repeats N]``; it prints one JSON object
+Run ``.venv/bin/python benchmarks/bench_dashboard.py [--repeats N] [--new-visitors N]
+[--first-render-only]``; it prints one JSON object
 per line, each with its inputs (candles, price bins) and the ratio to its target.
 """
 
@@ -224,13 +225,13 @@ def _summary(runs: list[float], computed: list[float]) -> dict:
             if computed else None, "target_ms": TARGET_CHANGE_MS}
 
 
-def run(repeats: int = 8) -> list[dict]:
+def run(repeats: int = 8, new_visitors: int = 2, changes: bool = True) -> list[dict]:
     """Start the app, measure in Chromium, stop; return one record per metric.
 
-    Four page views, each taking a preheated kernel: the first through the counting relay (page
-    weight only: a relay in this process would add its own latency), then two new visitors and
-    the second of them returning (first render; the first visitor also times widget changes,
-    after the pool has refilled).
+    Page views, each taking a preheated kernel: the first through the counting relay (page
+    weight only: a relay in this process would add its own latency), then ``new_visitors`` new
+    visitors and the last of them returning (first render; the first visitor also times widget
+    changes, after the pool has refilled, unless ``changes`` is false).
     """
     from playwright.sync_api import sync_playwright
 
@@ -266,19 +267,19 @@ def run(repeats: int = 8) -> list[dict]:
                         "ratio_to_target": round(weight / TARGET_WEIGHT_MB, 2), "target": TARGET_WEIGHT_MB,
                         "http_mb": round(received["http"] / 1e6, 2), "ws_payload_mb": round(received["ws"] / 1e6, 2),
                         "http_unsized": received.get("http_errors", 0), **inputs})
-            # 2. two direct visitors: first render; widget changes on the first
+            # 2. direct visitors: first render; widget changes on the first
             firsts = []
             ctx = None
-            for visit in (1, 2, 3):
+            for visit in range(1, new_visitors + 2):
                 _wait_filled(log, APP, visit + 1)  # the pool refills after each visitor takes a kernel
                 used_before = log.read_text(errors="replace").count("Using pre-heated kernel")
-                returning = visit == 3  # visitor 2 again: the browser keeps what it cached
+                returning = visit == new_visitors + 1  # the last new visitor again: the browser keeps its cache
                 ctx, page, html_s, first = _visit(browser, url, context=ctx if returning else None)
                 used = log.read_text(errors="replace").count("Using pre-heated kernel") > used_before
                 firsts.append({"visit": visit, "visitor": "returning" if returning else "new",
                                "first_render_s": round(first, 3), "http_s": round(html_s, 3),
                                "preheated_kernel": used})
-                if visit == 1:
+                if visit == 1 and changes:
                     # time changes once the pool has replaced the kernel this visitor took: the
                     # replacement runs the whole notebook, which would otherwise share the CPU
                     _wait_filled(log, APP, 3)
@@ -302,7 +303,7 @@ def run(repeats: int = 8) -> list[dict]:
                             comp.append(_computed_ms(page))
                     out.append({"metric": "widget_to_figure_ms", "change": "window 7d/30d", **inputs,
                                 **_summary(win, [c for c in comp if c is not None])})
-                if visit == 2:
+                if visit == new_visitors:
                     page.close()  # the context, with its cache, serves the returning visit
                 else:
                     ctx.close()
@@ -322,5 +323,8 @@ def run(repeats: int = 8) -> list[dict]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=8, help="widget changes per kind (default 8)")
-    for record in run(parser.parse_args().repeats):
+    parser.add_argument("--new-visitors", type=int, default=2, help="first renders of new visitors (default 2)")
+    parser.add_argument("--first-render-only", action="store_true", help="skip the widget changes")
+    args = parser.parse_args()
+    for record in run(args.repeats, args.new_visitors, not args.first_render_only):
         print(json.dumps(record), flush=True)

@@ -28,14 +28,34 @@ from liqlab.figure_widget import BUNDLE_ENV, bundle_route
 #: Kernel messages a visitor's browser may send: widget traffic and kernel info, nothing that runs code.
 ALLOWED_MESSAGES = ("comm_open", "comm_msg", "comm_close", "comm_info_request", "kernel_info_request")
 
-#: JupyterLab extensions the apps do not use; Voila would load them into every page.
-UNUSED_LAB_EXTENSIONS = ("jupyterlab-plotly",)
+#: JupyterLab extensions the apps do not use; Voila would load them into every page (the pygments
+#: one styles code cells, which the apps never show).
+UNUSED_LAB_EXTENSIONS = ("jupyterlab-plotly", "jupyterlab_pygments")
 
 
 #: Tornado settings for Voila: permessage-deflate on the kernel websocket (level 1: most of the gain
 #: for little CPU), which carries the widget state and every figure update. HTTP responses are
 #: gzip-compressed by :mod:`liqlab.voila_server` (Voila applies these settings too late for that).
 TORNADO_SETTINGS = {"websocket_compression_options": {"compression_level": 1}}
+
+#: Seconds Voila waits before replacing a preheated kernel a visitor took. Starting the replacement
+#: (a Python process importing the scientific stack, then running the whole notebook) takes a few
+#: CPU-seconds; started at once (Voila's default waits 1 s), it competes with the visitor's page
+#: for the machine while that page loads its scripts and draws.
+REFILL_DELAY_S = 8.0
+
+#: Name of the Voila template written by :func:`write_voila_template`.
+TEMPLATE_NAME = "liqlab"
+
+# Voila's lab template, plus one line in <head>: start fetching and evaluating plotly.js while
+# Voila loads its own scripts and connects to the kernel (the figure widgets import the same
+# URL, so the browser's module map hands them the module already evaluated).
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}
+{{ super() }}
+<script type="module">import("{{ resources.base_url }}__BUNDLE_ROUTE__");</script>
+{%- endblock html_head_js -%}
+"""
 
 
 def write_voila_config(folder: Path) -> Path:
@@ -45,9 +65,23 @@ def write_voila_config(folder: Path) -> Path:
     return folder
 
 
+def write_voila_template(root: Path, route: str) -> Path:
+    """Write the :data:`TEMPLATE_NAME` Voila template below ``root`` (a Jupyter data folder); return ``root``.
+
+    The template is Voila's ``lab`` template with the plotly bundle at ``route`` (relative to
+    the base URL) imported from the page's head. Voila finds it when ``root`` is on ``JUPYTER_PATH``.
+    """
+    folder = root / "voila" / "templates" / TEMPLATE_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "conf.json").write_text(json.dumps({"base_template": "lab"}))
+    (folder / "index.html.j2").write_text(_TEMPLATE.replace("__BUNDLE_ROUTE__", route.lstrip("/")))
+    return root
+
+
 def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: int = 1,
-                  cell_timeout: int = 120, cull_idle: int = 900, token: str | None = None,
-                  config_dir: Path | None = None) -> list[str]:
+                  refill_delay: float = REFILL_DELAY_S, cell_timeout: int = 120, cull_idle: int = 900,
+                  token: str | None = None, config_dir: Path | None = None,
+                  template: str | None = None) -> list[str]:
     """The ``voila`` command line serving ``folder`` in tree mode with hardened settings.
 
     Parameters
@@ -58,6 +92,8 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: 
         Where to listen (keep ``127.0.0.1`` behind a proxy).
     pool_size
         Preheated kernels kept ready per notebook.
+    refill_delay
+        Seconds before a kernel a visitor took is replaced (see :data:`REFILL_DELAY_S`).
     cell_timeout
         Seconds a cell may run while the page renders.
     cull_idle
@@ -66,6 +102,8 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: 
         Jupyter token required in the URL (None: no token).
     config_dir
         Folder holding a ``voila.json`` (see :func:`write_voila_config`): compression settings.
+    template
+        Voila template name (None: Voila's default, ``lab``); see :func:`write_voila_template`.
     """
     allowed = "[" + ",".join(f"'{m}'" for m in ALLOWED_MESSAGES) + "]"
     cmd = [
@@ -79,6 +117,7 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: 
         "--VoilaExecutor.skip_cells_with_tag=selftest",
         "--preheat_kernel=True",
         f"--VoilaConfiguration.default_pool_size={int(pool_size)}",
+        f"--VoilaKernelManager.fill_delay={float(refill_delay)}",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
         "--MappingKernelManager.cull_interval=60",
         f"--MappingKernelManager.allowed_message_types={allowed}",
@@ -87,6 +126,8 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", pool_size: 
         # renderer for static figures would load a second copy (about 5 MB) that nothing uses.
         f"--VoilaConfiguration.extension_denylist={list(UNUSED_LAB_EXTENSIONS)!r}",
     ]
+    if template is not None:
+        cmd.append(f"--template={template}")
     cmd.append(f"--token={token}" if token else "--token=")
     if config_dir is not None:
         cmd.append(f"--Voila.config_file_paths={[str(config_dir)]!r}")
@@ -106,10 +147,14 @@ def cmd_app(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="liqlab-app-") as tmp:
         folder = stage_notebooks(Path(tmp) / "apps", Path(args.notebooks) if args.notebooks else None)
         config = write_voila_config(Path(tmp) / "config")
+        data = write_voila_template(Path(tmp) / "jupyter", bundle_route())
         cmd = voila_command(folder, port=args.port, ip=args.ip, pool_size=args.pool_size,
-                            cell_timeout=args.cell_timeout, cull_idle=args.cull_idle, token=args.token,
-                            config_dir=config)
+                            refill_delay=args.refill_delay, cell_timeout=args.cell_timeout,
+                            cull_idle=args.cull_idle, token=args.token, config_dir=config,
+                            template=TEMPLATE_NAME)
         env = dict(os.environ)
+        # Voila looks for templates on the Jupyter data path
+        env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(data), env.get("JUPYTER_PATH")) if p)
         # exports from the apps land next to where the command was started, not in the temp folder
         env.setdefault("LIQLAB_EXPORT_DIR", str(Path.cwd() / "exports"))
         # the kernels' figure widgets import plotly.js from the server's route (liqlab.figure_widget)
@@ -146,6 +191,8 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--pool-size", type=int, default=1, help="preheated kernels per notebook (default 1)")
+    p.add_argument("--refill-delay", type=float, default=REFILL_DELAY_S,
+                   help=f"seconds before a taken preheated kernel is replaced (default {REFILL_DELAY_S:g})")
     p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell while rendering (default 120)")
     p.add_argument("--cull-idle", type=int, default=900, help="shut idle kernels after this many seconds (default 900)")
     p.add_argument("--token", default=None, help="require this Jupyter token in the URL (default: none)")

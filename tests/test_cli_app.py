@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from liqlab.cli_app import ALLOWED_MESSAGES, TORNADO_SETTINGS, voila_command, write_voila_config
+from liqlab.cli_app import (ALLOWED_MESSAGES, REFILL_DELAY_S, TEMPLATE_NAME, TORNADO_SETTINGS, voila_command,
+                            write_voila_config, write_voila_template)
 from tests.voila_server import ROOT, free_port, wait_ready
 
 
@@ -30,6 +31,28 @@ def test_voila_command_is_hardened_and_reads_the_compression_config(tmp_path):
     saved = json.loads((config / "voila.json").read_text())
     assert saved == {"Voila": {"tornado_settings": TORNADO_SETTINGS}}
     assert saved["Voila"]["tornado_settings"]["websocket_compression_options"] == {"compression_level": 1}
+    # a taken kernel is replaced after the visitor's page had time to load; Voila's own template by default
+    assert f"--VoilaKernelManager.fill_delay={REFILL_DELAY_S}" in cmd
+    assert not any(a.startswith("--template") for a in cmd)
+    cmd = voila_command(tmp_path / "apps", port=9999, refill_delay=2.5, template=TEMPLATE_NAME)
+    assert "--VoilaKernelManager.fill_delay=2.5" in cmd and f"--template={TEMPLATE_NAME}" in cmd
+
+
+def test_voila_finds_the_template_and_it_imports_the_bundle_early(tmp_path):
+    from jupyter_core.paths import jupyter_path
+    from voila.paths import collect_template_paths
+
+    root = write_voila_template(tmp_path / "jupyter", "/liqlab/static/plotly-widget-9.9.9.js")
+    paths = collect_template_paths(["voila", "nbconvert"], TEMPLATE_NAME, prune=True,
+                                   root_dirs=[str(root), *jupyter_path()])
+    own = root / "voila" / "templates" / TEMPLATE_NAME
+    assert paths[0] == str(own)
+    # it builds on Voila's lab template (whose page it extends)
+    assert any(p.endswith(os.path.join("voila", "templates", "lab")) for p in paths)
+    page = (own / "index.html.j2").read_text()
+    assert page.startswith("{%- extends 'lab/index.html.j2' -%}")
+    assert '<script type="module">import("{{ resources.base_url }}liqlab/static/plotly-widget-9.9.9.js");</script>' in page
+    assert json.loads((own / "conf.json").read_text()) == {"base_template": "lab"}
 
 
 def _refused(port: int) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from liqlab.apps import PUBLISHED, app_url
+from liqlab.figure_widget import bundle_route
 from tests.voila_server import CHROMIUM, chromium_browser, serve_apps
 
 
@@ -65,11 +66,13 @@ def chromium():
         yield browser
 
 
-def open_app(chromium, server, name, sockets=None):
+def open_app(chromium, server, name, sockets=None, requests=None):
     context = chromium.new_context(viewport={"width": 1500, "height": 1250})
     page = context.new_page()
     if sockets is not None:
         page.on("websocket", lambda ws: sockets.append(ws.url))
+    if requests is not None:
+        page.on("request", lambda r: requests.append(r.url))
     page.goto(app_url(server, name), timeout=150_000)  # the first visit may wait for a kernel pool to fill
     page.wait_for_function(ANY_PLOT, timeout=120_000)
     page.wait_for_timeout(300)
@@ -89,9 +92,16 @@ def status_text(page) -> str:
 
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_app_renders_and_reacts(server, chromium, artifacts, name):
-    context, page = open_app(chromium, server, name)
+    requests: list[str] = []
+    context, page = open_app(chromium, server, name, requests=requests)
     stem = Path(name).stem
     try:
+        # plotly.js is imported from the page's head and by the figure widgets: one module, one fetch
+        page.wait_for_function(ANY_PLOT, timeout=30_000)
+        assert page.evaluate("""r => [...document.head.querySelectorAll('script[type=module]')]
+                                    .some(s => s.textContent.includes(r))""", bundle_route())
+        assert sum(bundle_route() in u for u in requests) == 1, [u for u in requests if "plotly" in u]
+        assert not any("jupyterlab_pygments" in u or "jupyterlab-plotly" in u for u in requests)
         html = page.content()
         for code in ("from liqlab", "import ", "Dashboard(", "assert "):
             assert code not in html, f"source code {code!r} visible in the page"
