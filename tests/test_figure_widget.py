@@ -11,8 +11,8 @@ import pytest
 from ipywidgets.widgets.widget import _remove_buffers
 from jupyter_client.session import json_packer
 
-from liqlab.figure_widget import (BUNDLE_ENV, bundle_file, bundle_route, figure_widget, figure_widget_class,
-                                  stub_esm, to_js)
+from liqlab.figure_widget import (BUNDLE_ENV, JsonOnly, bundle_file, bundle_route, figure_widget,
+                                  figure_widget_class, split_buffers, stub_esm, to_js)
 
 
 def test_without_the_server_route_widgets_use_plotlys_front_end(monkeypatch):
@@ -32,6 +32,40 @@ def test_grids_travel_as_binary_rows_and_pairs_as_json():
     assert to_js({"z": [grid]})["z"][0][1]["dtype"] == "float32"  # inside messages too
     one = to_js(np.array([1.0, 2.0], np.float32))
     assert one["dtype"] == "float32" and one["shape"] == (2,)  # 1-D: plotly's own form
+
+
+def _random_state(rng, depth=0):
+    """Random widget state: dicts and lists of scalars, 2-D grids, buffers and nested containers."""
+    kinds = ["scalar", "text", "grid", "pairs", "buffer"] + (["dict", "list"] if depth < 3 else [])
+    out = {}
+    for i in range(rng.integers(1, 5)):
+        kind = kinds[rng.integers(len(kinds))]
+        out[f"k{i}"] = {
+            "scalar": lambda: float(rng.normal()),
+            "text": lambda: [f"t{j}" for j in range(rng.integers(0, 4))],
+            "grid": lambda: np.where(rng.random((2, 9)) < 0.2, np.nan, rng.normal(size=(2, 9))),
+            "pairs": lambda: np.where(rng.random((3, 2)) < 0.2, np.nan, rng.normal(size=(3, 2))),
+            "buffer": lambda: np.arange(rng.integers(1, 4), dtype=np.float32),
+            "dict": lambda: _random_state(rng, depth + 1),
+            "list": lambda: [_random_state(rng, depth + 1) for _ in range(rng.integers(0, 3))],
+        }[kind]()
+    return out
+
+
+def test_split_buffers_sends_what_ipywidgets_would():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        state = to_js(_random_state(rng))
+        ours, theirs = split_buffers(state), _remove_buffers(state)
+        assert ours[0] == theirs[0] and ours[1] == theirs[1]
+        assert len(ours[2]) == len(theirs[2]) and all(a is b for a, b in zip(ours[2], theirs[2]))
+    # the input is left as it was; plain lists are marked and not searched
+    grid = np.ones((2, 8))
+    state = to_js({"z": grid, "text": ["a", "b"], "pairs": np.ones((2, 2))})
+    assert isinstance(state["text"], JsonOnly) and isinstance(state["pairs"], JsonOnly)
+    out, paths, buffers = split_buffers(state)
+    assert paths == [["z", 0, "buffer"], ["z", 1, "buffer"]] and "buffer" in state["z"][0]
+    assert out["z"][0] == {"dtype": "float32", "shape": (8,)} and out["text"] is state["text"]
 
 
 @pytest.mark.parametrize("served", [False, True])

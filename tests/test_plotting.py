@@ -109,18 +109,45 @@ def test_coarse_heatmap_carries_hover_and_colour_bar():
 def test_coarse_grid_aggregates_blocks_by_their_largest_bin():
     rows, cols = 250, 400
     z = np.zeros((rows, cols), np.float32)
-    z[7, 5] = 9.0  # block (row 0-2, column 0-2) holds a 9
-    z[249, 399] = 4.0  # the last, short blocks are kept
+    z[7, 5] = 9.0  # block (rows 6-8, columns 4-7) holds a 9
+    z[249, 399] = 4.0  # the last, short row block is kept
     prices = 1000.0 + np.arange(rows)
     start = np.arange(cols) * 60_000.0
     coarse = plotting.coarse_grid(z, prices, start, start + 60_000.0, np.full(cols, 1100.0),
-                                  max_columns=150, max_rows=120)
-    n_r, n_c = -(-rows // 3), -(-cols // 3)  # factors ceil(250/120)=3 and ceil(400/150)=3
+                                  max_columns=100, max_rows=120)
+    # rows: blocks of ceil(250/120) = 3 bins; time: 100 spans of 400/100 = 4 minutes
     zz = coarse["z"]
-    assert zz.shape == coarse["distance"].shape == (n_r, n_c) and n_r * n_c <= 150 * 120
+    assert zz.shape == coarse["distance"].shape == (84, 100)
     assert zz[2, 1] == 9.0 and zz[-1, -1] == 4.0 and np.isnan(zz[0, 0])
-    assert coarse["y"][2] == pytest.approx(1007.0) and coarse["x"][1] == pytest.approx(3 * 60_000 + 90_000)
+    assert coarse["y"][2] == pytest.approx(1007.0) and coarse["x"][1] == pytest.approx(1.5 * 240_000)
+    assert coarse["row_span"] == 3.0 and coarse["col_span_ms"] == 240_000.0
     assert coarse["distance"][2, 0] == pytest.approx(100 * (1007 / 1100 - 1), rel=1e-5)
+    # centres evenly spaced (plotly.js then draws the grid as one pixel per cell): the shorter last
+    # row block (bin 249 alone) keeps the regular step
+    assert coarse["y"][-1] == 1250.0 and coarse["x"][-1] == pytest.approx(99.5 * 240_000)
+    assert np.ptp(np.diff(coarse["y"])) == 0.0 and np.ptp(np.diff(coarse["x"])) == pytest.approx(0.0)
+
+
+def test_coarse_grid_cuts_time_evenly_over_uneven_columns():
+    # display columns of 2 or 3 minutes: 3 spans of 5 minutes, two columns each
+    edges = np.array([0, 2, 5, 7, 10, 12, 15], dtype=float) * 60_000
+    z = np.array([[1, 2, 3, 4, 5, 6]], np.float32)
+    coarse = plotting.coarse_grid(z, np.array([100.0]), edges[:-1], edges[1:], np.arange(1.0, 7.0),
+                                  max_columns=3)
+    np.testing.assert_allclose(coarse["x"], np.array([2.5, 7.5, 12.5]) * 60_000)
+    np.testing.assert_array_equal(coarse["z"], [[2, 4, 6]])
+    # distance from the close at each span's last column (2, 4, 6)
+    np.testing.assert_allclose(coarse["distance"], [[100 * (100 / 2 - 1), 100 * (100 / 4 - 1), 100 * (100 / 6 - 1)]])
+
+
+def test_coarse_grid_leaves_a_gap_in_the_data_empty():
+    # four 1-minute columns, a gap, two more: spans of 12/3 = 4 minutes, the middle one empty
+    start = np.array([0, 1, 2, 3, 10, 11], dtype=float) * 60_000
+    z = np.array([[1, 2, 3, 4, 5, 6]], np.float32)
+    coarse = plotting.coarse_grid(z, np.array([100.0]), start, start + 60_000, np.full(6, 50.0), max_columns=3)
+    np.testing.assert_allclose(coarse["x"], np.array([2.0, 6.0, 10.0]) * 60_000)
+    assert coarse["z"][0, 0] == 4.0 and np.isnan(coarse["z"][0, 1]) and coarse["z"][0, 2] == 6.0
+    assert coarse["distance"][0, 0] == 100.0 and np.isnan(coarse["distance"][0, 1])
 
 
 def test_image_columns_follow_uneven_columns():
