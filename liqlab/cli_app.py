@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -181,6 +182,30 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds, at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _whole(minimum: int):
+    """argparse type: a whole number, at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
 def register(subparsers) -> None:
     """Add ``liqlab app`` to the command line."""
     p = subparsers.add_parser(
@@ -190,11 +215,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--pool-size", type=int, default=1, help="preheated kernels per notebook (default 1)")
-    p.add_argument("--refill-delay", type=float, default=REFILL_DELAY_S,
+    p.add_argument("--pool-size", type=_whole(0), default=1, help="preheated kernels per notebook (default 1)")
+    p.add_argument("--refill-delay", type=_seconds, default=REFILL_DELAY_S,
                    help=f"seconds before a taken preheated kernel is replaced (default {REFILL_DELAY_S:g})")
-    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell while rendering (default 120)")
-    p.add_argument("--cull-idle", type=int, default=900, help="shut idle kernels after this many seconds (default 900)")
+    p.add_argument("--cell-timeout", type=_whole(1), default=120, help="seconds per cell while rendering (default 120)")
+    p.add_argument("--cull-idle", type=_whole(0), default=900, help="shut idle kernels after this many seconds (default 900)")
     p.add_argument("--token", default=None, help="require this Jupyter token in the URL (default: none)")
     p.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # another notebooks folder (tests)
     p.set_defaults(func=cmd_app)

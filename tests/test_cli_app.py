@@ -120,3 +120,26 @@ def test_staged_folder_holds_only_published_notebooks(tmp_path):
 
     folder = stage_notebooks(tmp_path / "apps")
     assert sorted(p.name for p in Path(folder).iterdir()) == sorted(PUBLISHED)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--refill-delay", "-1"], "finite number of seconds >= 0"),
+    (["--refill-delay", "nan"], "finite number of seconds >= 0"),
+    (["--refill-delay", "soon"], "expected a number of seconds"),
+    (["--pool-size", "-2"], "whole number >= 0"),
+    (["--cell-timeout", "0"], "whole number >= 1"),
+    (["--cull-idle", "1.5"], "expected a whole number"),
+])
+def test_app_options_refuse_absurd_values(capsys, args, message):
+    from liqlab.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["app", *args])
+    assert message in capsys.readouterr().err
+
+
+def test_app_options_parse():
+    from liqlab.cli import build_parser
+
+    args = build_parser().parse_args(["app", "--refill-delay", "2.5", "--pool-size", "0"])
+    assert args.refill_delay == 2.5 and args.pool_size == 0 and args.cell_timeout == 120
