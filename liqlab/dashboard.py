@@ -404,8 +404,19 @@ class Dashboard(GuardedComponent):
             W.VBox([W.HTML("<b>Long weights</b> by leverage"), *self.w_long]),
             W.VBox([W.HTML("<b>Short weights</b> by leverage"), *self.w_short]),
         ])
-        # an Accordion keeps the tier sliders out of the way; the figure itself sits in a plain VBox
-        tiers_box = W.Accordion(children=[tiers], titles=("Leverage tiers (per side)",), selected_index=None)
+        # an Accordion keeps the tier sliders out of the way; the figure itself sits in a plain VBox.
+        # The sliders go in when it is first opened: rendering 14 slider views (each measures its
+        # readout, forcing a page layout) is work a first page view need not wait for.
+        tiers_slot = W.VBox()
+        tiers_box = W.Accordion(children=[tiers_slot], titles=("Leverage tiers (per side)",), selected_index=None)
+        tiers_box.add_class("liqlab-tiers")
+
+        def fill_on_open(change) -> None:
+            if change["new"] is not None and not tiers_slot.children:
+                tiers_slot.children = (tiers,)
+
+        tiers_box.observe(fill_on_open, names="selected_index")
+        self.w_tiers = tiers_box
         time_row = W.HBox([self.w_play, self.w_time, self.w_time_label], layout=W.Layout(align_items="center"))
         export_row = W.HBox([self.w_export_csv, self.w_export_parquet, self.w_export_html])
         if self.view == "map":

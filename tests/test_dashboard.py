@@ -86,6 +86,19 @@ def test_tier_slider_makes_custom_mix(dash):
     assert dash.result.params.mix.name == "custom"
 
 
+def test_tier_sliders_join_the_page_when_their_panel_first_opens(dash):
+    slot = dash.w_tiers.children[0]
+    if not slot.children:  # fresh: the panel was never opened
+        assert dash.w_tiers.selected_index is None
+        dash.w_tiers.selected_index = 0
+    (tiers,) = slot.children
+    sliders = [w for column in tiers.children for w in column.children[1:]]
+    assert sliders == [*dash.w_long, *dash.w_short]
+    dash.w_tiers.selected_index = None
+    dash.w_tiers.selected_index = 0
+    assert slot.children == (tiers,), "filled once"
+
+
 def test_tier_sliders_follow_a_chosen_preset(dash):
     """Choosing a preset recomputes from its weights, whatever the sliders held, then moves them."""
     from liqlab.leverage import LeverageMix

@@ -113,6 +113,12 @@ def test_app_renders_and_reacts(server, chromium, artifacts, name):
         page.screenshot(path=str(artifacts / f"{stem}_1_initial.png"), full_page=True)
         assert "Source: bundled sample" in status_text(page)
 
+        tiers = page.query_selector(".liqlab-tiers")
+        if tiers is not None:  # the tier sliders are drawn when their panel first opens
+            assert not page.query_selector_all(".liqlab-tiers .widget-slider")
+            page.click(".liqlab-tiers >> text=Leverage tiers (per side)")
+            page.wait_for_function("() => document.querySelectorAll('.liqlab-tiers .widget-slider').length >= 10")
+            page.click(".liqlab-tiers >> text=Leverage tiers (per side)")
         change_and_wait(page, lambda: page.select_option(".liqlab-preset select", label="degen"))
         change_and_wait(page, lambda: page.click(".liqlab-window button:has-text('3d')"))
 
