@@ -2,7 +2,9 @@
 
 Visitors see the rendered widgets only: no source, no tracebacks, no code execution (the kernel
 websocket forwards widget messages only), kernels of closed tabs culled when idle, a timeout per
-cell, and preheated kernels so the first page renders quickly. Cells tagged ``selftest`` run in
+cell, and preheated kernels so the first page renders quickly (a taken one is replaced after
+:data:`REFILL_DELAY_S`, once the visitor's page has loaded). The pages use a Voila template that
+starts plotly.js from their head (:func:`write_voila_template`). Cells tagged ``selftest`` run in
 the test suite and are skipped here.
 
 Publishing to a team: keep the server on 127.0.0.1 and put an authenticating reverse proxy in
