@@ -24,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ import pandas as pd
 from liqlab._guarded import GuardedComponent, sentence
 from liqlab import plotting
 from liqlab.market import Market, MarketDataError, make_market, timeframe_to_timedelta
+
+if TYPE_CHECKING:
+    from liqlab.leverage import LeverageMix
 
 EXCHANGES = ("sample", "binanceusdm", "bybit", "okx")
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h")
@@ -64,8 +67,7 @@ class Inputs:
     start: pd.Timestamp | None
     end: pd.Timestamp | None
     preset: str
-    long_weights: tuple[float, ...]
-    short_weights: tuple[float, ...]
+    mix: LeverageMix  # the preset's, or the custom one from the tier sliders
     mmr: str
     bin_size: float
     entry: str
@@ -561,9 +563,9 @@ class Dashboard(GuardedComponent):
                     raise InputError(f"{side} weights must lie between 0 and 1")
             if sum(longs) <= 0 and sum(shorts) <= 0:
                 raise InputError("all leverage weights are zero: give at least one tier some weight")
+            mix = self._mix_cls(leverages=self._tier_leverages, long=longs, short=shorts, name="custom")
         else:  # the preset's own weights: the tier sliders are moved to them after the figure
             mix = self._mix_cls.preset(preset)
-            longs, shorts = tuple(map(float, mix.long)), tuple(map(float, mix.short))
         mmr = _choice(self.w_mmr.value, self._tables, "MMR table")
         bin_size = _finite(self.w_bin.value, "bin size")
         if bin_size < 0:
@@ -592,7 +594,7 @@ class Dashboard(GuardedComponent):
         online = self.w_online.value
         if not isinstance(online, bool):
             raise InputError("the online switch must be on or off")
-        return Inputs(exchange, symbol, timeframe, window, start, end, preset, longs, shorts, mmr, bin_size,
+        return Inputs(exchange, symbol, timeframe, window, start, end, preset, mix, mmr, bin_size,
                       entry, size, half, turnover, same_candle, tilt, tilt_k, side, price_style, online)
 
     # -------------------------------------------------------------------------- compute
@@ -655,11 +657,6 @@ class Dashboard(GuardedComponent):
         from liqlab.brackets import BracketTable, _bundled
         from liqlab.engine import ModelParams
 
-        if inp.preset != CUSTOM:
-            mix = self._mix_cls.preset(inp.preset)
-        else:
-            mix = self._mix_cls(leverages=self._tier_leverages, long=inp.long_weights, short=inp.short_weights,
-                                name="custom")
         if inp.mmr == "auto":
             brackets = None
         elif inp.mmr.startswith("flat"):
@@ -677,7 +674,7 @@ class Dashboard(GuardedComponent):
             raise InputError(f"bin size {bin_size:g} is wider than a third of the price range "
                              f"({lo:,.6g}-{hi:,.6g}); use a smaller one (or 0 for automatic)")
         return ModelParams(
-            mix=mix, entry=inp.entry, position_notional=inp.position_notional, brackets=brackets,
+            mix=inp.mix, entry=inp.entry, position_notional=inp.position_notional, brackets=brackets,
             bin_size=bin_size, half_life_hours=inp.half_life_hours or None, turnover=inp.turnover,
             same_candle=inp.same_candle, tilt=inp.tilt,
             tilt_strength=inp.tilt_strength, max_columns=MAX_COLUMNS,
