@@ -14,9 +14,9 @@ price rows):
   view, waiting for it to be stable over animation frames) are not part of what a visitor
   waits for;
 * ``first_render_s``: page request until the heatmap image is drawn, for new visitors (fresh
-  browser contexts: nothing cached; two unless ``--new-visitors N``) and the last of them returning (``visitor: returning``:
-  the browser keeps the files it cached, plotly.js among them), each taking a preheated kernel
-  from a filled pool (``http_s`` is the time to the HTML document, ``preheated_kernel`` says
+  browser contexts: nothing cached; two unless ``--new-visitors N``) and the last of them
+  returning (``visitor: returning``: the browser keeps the files it cached, plotly.js among
+  them), each taking a preheated kernel from a filled pool (``http_s`` is the time to the HTML document, ``preheated_kernel`` says
   whether the server log reports a pre-heated kernel);
 * ``page_weight_mb``: bytes on the wire from server to browser for one page view (HTTP responses
   and the kernel websocket, as compressed by the server: gzip and permessage-deflate), until the
@@ -25,8 +25,8 @@ price rows):
   ``ws_payload_mb`` (websocket messages after decompression) show where the bytes go.
 
 Run ``.venv/bin/python benchmarks/bench_dashboard.py [--repeats N] [--new-visitors N]
-[--first-render-only]``; it prints one JSON object
-per line, each with its inputs (candles, price bins) and the ratio to its target.
+[--first-render-only]``; it prints one JSON object per line, each with its inputs (candles,
+price bins) and the ratio to its target.
 """
 
 from __future__ import annotations
@@ -73,8 +73,7 @@ INSTRUMENT = """() => {
       window.__t0 = performance.now(); } }, true);
   const src = () => ((el.layout.images || [])[0] || {}).source || '';
   const fp = () => { const hm = el.data.find(t => t.type === 'heatmap'); let s = 0;
-    const rows = hm.z.length && hm.z[0] !== null && typeof hm.z[0] === 'object' ? hm.z : [hm.z];  // 2-D, or flat columns
-    for (const row of rows) for (let i = 0; i < row.length; i += 7) { const v = row[i]; if (v === v && v !== null) s += v; }
+    for (const row of hm.z) for (let i = 0; i < row.length; i += 7) { const v = row[i]; if (v === v && v !== null) s += v; }
     const u = src(); return hm.z.length + ':' + s + ':' + u.length + ':' + u.slice(-64); };
   const drawn = () => { const im = el.querySelector('g.imagelayer image, .layer-below image');
     return !!im && (im.getAttribute('href') || im.getAttribute('xlink:href')) === src(); };
@@ -87,8 +86,8 @@ FIGURE_INFO = """() => { const el = document.querySelector('.js-plotly-plot');
   const hm = el.data.find(t => t.type === 'heatmap'); const img = (el.layout.images || [])[0] || {};
   const legend = document.querySelector('.liqlab-legend-title');
   const title = legend ? legend.textContent : '';
-  return {title: title, sizey: img.sizey, image_chars: (img.source || '').length, coarse_cells: hm.z[0] !== null && typeof hm.z[0] === 'object' ? hm.z.length * hm.z[0].length : hm.z.length,
-          traces: el.data.length}; }"""
+  return {title: title, sizey: img.sizey, image_chars: (img.source || '').length,
+          coarse_cells: hm.z.length * (hm.z.length ? hm.z[0].length : 0), traces: el.data.length}; }"""
 
 
 def _free_port() -> int:

@@ -338,8 +338,8 @@ def coarse_grid(
     Blocks are evenly spaced in price and in time: plotly.js draws a heatmap whose cells are evenly
     spaced as a canvas of one pixel per cell, scaled by the browser; any other heatmap it paints
     pixel by pixel at the plot's full size and encodes as a PNG on every redraw (36 ms against 7
-    for the dashboard's hover grid, in a CPU profile). Rows go in blocks of equal count (the price bins are even; the
-    last block may hold fewer, its centre stays on the regular grid). Time is cut into equal
+    for the dashboard's hover grid, in a CPU profile). Rows go in blocks of equal count (the price
+    bins are even; the last block may hold fewer, its centre stays on the regular grid). Time is cut into equal
     spans, each holding the columns whose middle falls in it: display columns may hold unequal
     numbers of candles, and a gap in the data leaves spans with no column (NaN: no hover).
 
@@ -382,8 +382,9 @@ def coarse_grid(
     end = np.asarray(col_end_ms, np.float64)
     n_blocks = _blocks(n_cols, max_columns).size
     t0, span = start[0], (end[-1] - start[0]) / n_blocks
-    block = np.clip(((start + end) / 2.0 - t0) // span, 0, n_blocks - 1).astype(np.int64) if span > 0 \
-        else np.zeros(n_cols, np.int64)
+    block = np.zeros(n_cols, np.int64)  # the span of each column's middle (all in one if no time passes)
+    if span > 0:
+        block = np.clip(((start + end) / 2.0 - t0) // span, 0, n_blocks - 1).astype(np.int64)
     c0 = np.searchsorted(block, np.arange(n_blocks))  # first column of each span (the next one's if empty)
     c_next = np.append(c0[1:], n_cols)
     filled = c_next > c0
@@ -704,8 +705,9 @@ def heatmap_image(
     bin_size = float(result.bin_size)
     top = float(prices[-1]) + bin_size / 2.0
     image = dict(
-        source=png_data_uri(pixels, palette=heatmap_palette(colorscale), level=1), xref=ax["x"], yref=ax["y"], x=float(times[0]),
-        sizex=float(col_end[-1] - times[0]), y=top, sizey=n_rows * bin_size, xanchor="left", yanchor="top",
+        source=png_data_uri(pixels, palette=heatmap_palette(colorscale), level=1),
+        xref=ax["x"], yref=ax["y"], x=float(times[0]), sizex=float(col_end[-1] - times[0]), y=top,
+        sizey=n_rows * bin_size, xanchor="left", yanchor="top",
         sizing="stretch", layer="below", opacity=1.0, name="heatmap_image",
     )
     return image, col_start, col_end

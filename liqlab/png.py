@@ -85,9 +85,9 @@ def encode_png(pixels: np.ndarray, *, palette: np.ndarray | None = None, level: 
     chunks = [_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))]
     if pal is not None:
         chunks.append(_chunk(b"PLTE", pal[:, :3].tobytes()))
-        opaque_tail = np.flatnonzero(pal[:, 3] != 255)  # trailing opaque entries may be left out
-        if opaque_tail.size:
-            chunks.append(_chunk(b"tRNS", pal[:opaque_tail[-1] + 1, 3].tobytes()))
+        see_through = np.flatnonzero(pal[:, 3] != 255)  # alphas up to the last of these; opaque after it
+        if see_through.size:
+            chunks.append(_chunk(b"tRNS", pal[:see_through[-1] + 1, 3].tobytes()))
     chunks.append(_chunk(b"IDAT", zlib.compress(raw.tobytes(), level)))
     return _SIGNATURE + b"".join(chunks) + _chunk(b"IEND", b"")
 
