@@ -42,7 +42,27 @@ if (view && view._sendTraceDeltas && view._sendLayoutDelta && !view.__liqlabLigh
   };
   view._sendLayoutDelta = function () {};
 }
-export default bundle.default;
+// plotly's view draws as soon as it is rendered and sizes the figure from its element then; an
+// element not yet in the page has no width, and plotly falls back to 700 px for good. Follow the
+// element's width instead (when the figure's layout sets none), as plotly's Lab view does.
+// (a factory, like plotly's: anywidget calls it once per widget)
+export default async () => {
+  const widget = typeof bundle.default === "function" ? await bundle.default() : bundle.default;
+  return {
+    ...widget,
+    render(context) {
+      const cleanup = widget.render(context);
+      const el = context.el;
+      const observer = new ResizeObserver(() => {
+        const layout = context.model.get("_widget_layout") || {};
+        if (el.isConnected && el.clientWidth > 0 && el._fullLayout && layout.width == null
+            && Math.abs(el._fullLayout.width - el.clientWidth) > 1) window.Plotly.Plots.resize(el);
+      });
+      observer.observe(el);
+      return () => { observer.disconnect(); if (typeof cleanup === "function") cleanup(); };
+    },
+  };
+};
 """
 
 

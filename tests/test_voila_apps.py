@@ -101,6 +101,10 @@ def test_app_renders_and_reacts(server, chromium, artifacts, name):
         assert page.evaluate("""r => [...document.head.querySelectorAll('script[type=module]')]
                                     .some(s => s.textContent.includes(r))""", bundle_route())
         assert sum(bundle_route() in u for u in requests) == 1, [u for u in requests if "plotly" in u]
+        # the figure fills its element (plotly falls back to 700 px for one drawn before it had a width)
+        page.wait_for_function("""() => { const el = document.querySelector('.js-plotly-plot');
+            return el._fullLayout && Math.abs(el._fullLayout.width - el.clientWidth) <= 1 && el.clientWidth > 800; }""",
+                               timeout=10_000)
         assert not any("jupyterlab_pygments" in u or "jupyterlab-plotly" in u for u in requests)
         html = page.content()
         for code in ("from liqlab", "import ", "Dashboard(", "assert "):
