@@ -3,10 +3,12 @@
 Stock ``FigureWidget`` carries its front-end code (plotly.js and the widget, about 5 MB) inside the
 widget state, so every page view pulls it through the kernel: the kernel serialises it, the
 server relays it, and the browser cannot cache it. When the apps are served by ``liqlab app``
-(:mod:`liqlab.voila_server`), the server publishes that same file at a versioned URL and sets
+(:mod:`liqlab.voila_server`), the server publishes that file at a versioned URL and sets
 :data:`BUNDLE_ENV` for its kernels; widgets made here then ship a few lines of JavaScript that
 import the file from the server instead (compressed and cacheable), and their views skip
 reporting the browser's computed figure state back after each update (nothing here reads it).
+The served file registers only the trace types the apps draw at first
+(:mod:`liqlab.served_bundle`); the views register the others before a figure needs them.
 In JupyterLab, where no such route exists, they use plotly's own front end.
 
 Either way the classes made here send 2-D float arrays (a heatmap's ``z`` and ``customdata``) as
@@ -20,7 +22,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from pathlib import Path
+
+from liqlab.served_bundle import EAGER_TRACES, REGISTER_DEFERRED, bundle_file, bundle_route  # noqa: F401
 
 #: Environment variable holding the bundle's path below the server's base URL (set by ``liqlab app``).
 BUNDLE_ENV = "LIQLAB_PLOTLY_BUNDLE"
@@ -32,7 +35,7 @@ BUNDLE_ENV = "LIQLAB_PLOTLY_BUNDLE"
 _STUB = """// plotly.js and its widget code, served over HTTP by the app server
 const config = document.getElementById("jupyter-config-data");
 const base = ((config && JSON.parse(config.textContent).baseUrl) || "/").replace(/\\/?$/, "/");
-const bundle = await import(new URL(base + %s, document.baseURI).href);
+const bundle = await import(new URL(base + %(route)s, document.baseURI).href);
 const view = bundle.FigureView && bundle.FigureView.prototype;
 if (view && view._sendTraceDeltas && view._sendLayoutDelta && !view.__liqlabLight) {
   view.__liqlabLight = true;
@@ -45,13 +48,27 @@ if (view && view._sendTraceDeltas && view._sendLayoutDelta && !view.__liqlabLigh
 // plotly's view draws as soon as it is rendered and sizes the figure from its element then; an
 // element not yet in the page has no width, and plotly falls back to 700 px for good. Follow the
 // element's width instead (when the figure's layout sets none), as plotly's Lab view does.
+// The served bundle registers only the trace types the apps draw; the others wait for
+// Plotly.%(register)s(): called before drawing any other type, before traces are added
+// (this listener goes first: it is registered before plotly's view registers its own) and when
+// the page is idle after the first figure.
+const eager = new Set(%(eager)s);
+const registerAll = () => { const P = window.Plotly; if (P && P.%(register)s) P.%(register)s(); };
+let idleQueued = false;
 // (a factory, like plotly's: anywidget calls it once per widget)
 export default async () => {
   const widget = typeof bundle.default === "function" ? await bundle.default() : bundle.default;
   return {
     ...widget,
     render(context) {
+      if ((context.model.get("_widget_data") || []).some((t) => !eager.has(t.type || "scatter"))) registerAll();
+      context.model.on("change:_py2js_addTraces", registerAll);
       const cleanup = widget.render(context);
+      if (!idleQueued) {
+        idleQueued = true;
+        if (window.requestIdleCallback) requestIdleCallback(registerAll, {timeout: 10000});
+        else setTimeout(registerAll, 2000);
+      }
       const el = context.el;
       const observer = new ResizeObserver(() => {
         const layout = context.model.get("_widget_layout") || {};
@@ -66,23 +83,10 @@ export default async () => {
 """
 
 
-def bundle_file() -> Path:
-    """plotly's own widget bundle (plotly.js and the ``FigureWidget`` front end)."""
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
-
-
-def bundle_route() -> str:
-    """Where the app server publishes :func:`bundle_file`, below its base URL (versioned)."""
-    import plotly
-
-    return f"liqlab/static/plotly-widget-{plotly.__version__}.js"
-
-
 def stub_esm(route: str) -> str:
     """The widget front end that imports the bundle from ``route`` (relative to the base URL)."""
-    return _STUB % json.dumps(route.lstrip("/"))
+    return _STUB % {"route": json.dumps(route.lstrip("/")), "register": REGISTER_DEFERRED,
+                    "eager": json.dumps(["scatter", *EAGER_TRACES])}
 
 
 def figure_widget_class():

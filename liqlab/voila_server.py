@@ -7,11 +7,12 @@
   output transforms, so the setting has to go in here. Tornado compresses every response anew,
   at level :data:`GZIP_LEVEL` here (level 1: a third of the CPU time of tornado's default 6,
   for responses about 15 % larger), on the server's only thread, while a page loads.
-* plotly's widget bundle (:func:`liqlab.figure_widget.bundle_file`) is served at its versioned
-  route with a long cache time; the kernels' figure widgets import it from there
-  (:mod:`liqlab.figure_widget`) instead of sending it through the kernel websocket. It is
-  compressed once, at full strength, in the background when the server starts: compressing its
-  5 MB on each request took half a second of the server's time in every first page view.
+* plotly's widget bundle, as :func:`liqlab.served_bundle.served_bundle` makes it, is served from
+  memory at its versioned route with a long cache time; the kernels' figure widgets import it
+  from there (:mod:`liqlab.figure_widget`) instead of sending it through the kernel websocket.
+  It is compressed once, at full strength, in the background when the server starts:
+  compressing its 5 MB on each request took half a second of the server's time in every first
+  page view.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import gzip
 import re
 import threading
 
-from tornado.web import GZipContentEncoding, StaticFileHandler
+from tornado.web import GZipContentEncoding, RequestHandler
 from voila.app import Voila
 
-from liqlab.figure_widget import bundle_file, bundle_route
+from liqlab.figure_widget import bundle_route
+from liqlab.served_bundle import served_bundle
 
 #: Compression level of the responses tornado compresses as it sends them.
 GZIP_LEVEL = 1
@@ -32,31 +34,26 @@ GZIP_LEVEL = 1
 
 @functools.lru_cache(maxsize=1)
 def gzipped_bundle() -> bytes:
-    """:func:`bundle_file`, gzip-compressed at level 9 (computed once per process)."""
-    return gzip.compress(bundle_file().read_bytes(), compresslevel=9, mtime=0)
+    """:func:`served_bundle`, gzip-compressed at level 9 (computed once per process)."""
+    return gzip.compress(served_bundle(), compresslevel=9, mtime=0)
 
 
-class _BundleHandler(StaticFileHandler):
-    """Serves the one bundle file; its URL carries plotly's version, so browsers may keep it."""
+class _BundleHandler(RequestHandler):
+    """Serves the bundle from memory; its URL carries plotly's version, so browsers may keep it."""
 
-    def parse_url_path(self, url_path: str) -> str:
-        return bundle_file().name
+    CACHE_MAX_AGE = 86400 * 365
 
-    @classmethod
-    def get_cache_time(cls, path, modified, mime_type) -> int:
-        return cls.CACHE_MAX_AGE
-
-    async def get(self, path: str, include_body: bool = True) -> None:
-        accepts = "gzip" in self.request.headers.get("Accept-Encoding", "")
-        if not accepts or self.request.headers.get("Range"):
-            await super().get(path, include_body)
-            return
-        # the compressed bytes, made once; tornado does not compress a response that has an encoding
-        body = gzipped_bundle()
+    def get(self, include_body: bool = True) -> None:
+        gzipped = "gzip" in self.request.headers.get("Accept-Encoding", "")
+        # tornado does not compress a response that has an encoding: these bytes go as they are
+        body = gzipped_bundle() if gzipped else served_bundle()
         self.set_header("Content-Type", "text/javascript; charset=UTF-8")
-        self.set_header("Content-Encoding", "gzip")
+        if gzipped:
+            self.set_header("Content-Encoding", "gzip")
+        self.set_header("Vary", "Accept-Encoding")
         self.set_header("Cache-Control", f"max-age={self.CACHE_MAX_AGE}, public")
-        self.set_header("Etag", f'"{bundle_route()}-gzip"')  # the route carries plotly's version
+        # the route carries plotly's version, the bundle is fixed for it
+        self.set_header("Etag", f'"{bundle_route()}{"-gzip" if gzipped else ""}"')
         if self.check_etag_header():
             self.set_status(304)
             return
@@ -64,6 +61,9 @@ class _BundleHandler(StaticFileHandler):
             self.write(body)
         else:
             self.set_header("Content-Length", len(body))
+
+    def head(self) -> None:
+        self.get(include_body=False)
 
 
 class LiqlabVoila(Voila):
@@ -80,8 +80,7 @@ class LiqlabVoila(Voila):
         handlers = super().init_handlers()
         base = self.server_url.rstrip("/")
         # first: Voila ends its list with catch-all routes
-        handlers.insert(0, (f"{base}/{re.escape(bundle_route())}()", _BundleHandler,
-                            {"path": str(bundle_file().parent)}))
+        handlers.insert(0, (f"{base}/{re.escape(bundle_route())}", _BundleHandler))
         return handlers
 
 

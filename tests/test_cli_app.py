@@ -86,19 +86,19 @@ def test_sigterm_stops_voila_too(tmp_path):
 
 
 def _check_bundle_route(port: int) -> None:
-    """The server publishes plotly's widget bundle, gzip-compressed and cacheable, byte for byte."""
+    """The server publishes the served plotly bundle, gzip-compressed and cacheable, byte for byte."""
     import gzip
     import urllib.request
 
-    from liqlab.figure_widget import bundle_file, bundle_route
+    from liqlab.served_bundle import bundle_route, served_bundle
 
     req = urllib.request.Request(f"http://127.0.0.1:{port}/{bundle_route()}", headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         body, headers = resp.read(), resp.headers
     assert headers["Content-Encoding"] == "gzip"
     assert "max-age=31536000" in headers["Cache-Control"]
-    assert gzip.decompress(body) == bundle_file().read_bytes()
-    assert len(body) < bundle_file().stat().st_size / 2
+    assert gzip.decompress(body) == served_bundle()
+    assert len(body) < len(served_bundle()) / 2
     # compressed once: the same bytes again, and a browser holding them gets "not modified"
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.read() == body
@@ -106,9 +106,9 @@ def _check_bundle_route(port: int) -> None:
     with pytest.raises(urllib.error.HTTPError) as not_modified:
         urllib.request.urlopen(again, timeout=30)
     assert not_modified.value.code == 304
-    # without gzip the plain file
+    # without gzip the same bytes, plain
     with urllib.request.urlopen(req.full_url, timeout=30) as resp:
-        assert resp.read() == bundle_file().read_bytes()
+        assert resp.headers["Content-Encoding"] is None and resp.read() == served_bundle()
     # other paths below the route are not served
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/liqlab/static/plotly.min.js", timeout=30)
