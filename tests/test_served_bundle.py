@@ -1,4 +1,5 @@
-"""The plotly bundle the app server sends: trace types beyond the apps' registered later, none lost."""
+"""The plotly bundle the app server sends: trace types beyond the apps' registered later (none lost), and
+the figure view's first copy of a figure made without lodash."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import threading
 import pytest
 
 from liqlab.figure_widget import stub_esm
-from liqlab.served_bundle import (EAGER_TRACES, REGISTER_DEFERRED, bundle_file, bundle_route, defer_registration,
-                                  served_bundle)
+from liqlab.served_bundle import (_COPY, EAGER_TRACES, REGISTER_DEFERRED, REWRITES, bundle_file, bundle_route,
+                                  defer_registration, fast_first_copy, served_bundle)
 from tests.voila_server import chromium_browser
 
 _CORE = 'K=ye({"lib/core.js"(e,r){r.exports={}}}),'
@@ -57,7 +58,7 @@ def test_the_served_bundle_registers_every_plotly_type_once():
     calls = re.search(r'"lib/index\.js"\(e,r\)\{var t=[\w$]+\(\);t\.register\(\[([^\]]*)\]\)', original).group(1)
     defined = dict(re.findall(r'([\w$]+)=[\w$]+\(\{"lib/([\w-]+)\.js"', original))
     every = [defined[c[:-2]] for c in calls.split(",")]
-    served = served_bundle().decode("utf-8")
+    served = defer_registration(original)
     now, later = _register_call(served)
     assert sorted(now) == sorted(EAGER_TRACES)
     assert sorted(now + later) == sorted(every) and len(every) > 40
@@ -66,7 +67,8 @@ def test_the_served_bundle_registers_every_plotly_type_once():
     start = served.index("(function(d){t.register(")
     assert served[:start] == original[:start]
     assert served.endswith(original[original.index(",r.exports=t}", start):])
-    # the route names these bytes
+    # the bundle served is this, with the other rewrite; the route names its bytes
+    assert served_bundle() == fast_first_copy(served).encode("utf-8")
     assert re.fullmatch(r"liqlab/static/plotly-widget-[\d.]+-[0-9a-f]{12}\.js", bundle_route())
 
 
@@ -159,3 +161,42 @@ def test_in_the_browser_a_figure_of_another_type_registers_all_first(page):
     # and calling it again changes nothing
     n = page.evaluate(f"() => {{ Plotly.{REGISTER_DEFERRED}(); return Object.keys(Plotly.PlotSchema.get().traces).length; }}")
     assert n == len(seen["after"])
+
+
+_VIEW = ('perform_render(){this.viewID=RQ();var mt=qs.cloneDeep(this.model.get("_widget_data")),'
+         'Lt=qs.cloneDeep(this.model.get("_widget_layout"));Lt.height||(Lt.height=360)}')
+
+
+def test_fast_first_copy_on_a_hand_made_view():
+    out = fast_first_copy(_VIEW)
+    copy = f"({_COPY})"
+    assert out == ('perform_render(){this.viewID=RQ();'
+                   f'var mt={copy}(this.model.get("_widget_data")),Lt={copy}(this.model.get("_widget_layout"));'
+                   'Lt.height||(Lt.height=360)}')
+    assert fast_first_copy(_VIEW.replace("Lt=qs.", "Lt=_.")) is None  # another library for the layout
+    assert fast_first_copy("") is None
+
+
+def test_the_served_bundle_has_every_rewrite():
+    served = served_bundle().decode("utf-8")
+    assert 'cloneDeep(this.model.get("_widget_data"))' in bundle_file().read_text(encoding="utf-8")
+    assert 'cloneDeep(this.model.get("_widget_data"))' not in served
+    assert served.count(_COPY) == 2
+    assert all(rewrite(served) is None for rewrite in REWRITES)  # each applied, once
+
+
+def test_in_the_browser_the_first_copy_is_a_deep_copy(page):
+    same, independent = page.evaluate(f"""() => {{
+      const copy = {_COPY};
+      const rows = [new Float32Array([1, NaN, 3]), new Float64Array([4, 5])];
+      const v = {{a: [1, "x", null, {{b: rows, d: new DataView(new Uint8Array([7, 8]).buffer)}}], e: true, f: 2.5}};
+      const c = copy(v);
+      const same = JSON.stringify(c, (k, x) => ArrayBuffer.isView(x) && !(x instanceof DataView) ? Array.from(x) : x)
+                   === JSON.stringify(v, (k, x) => ArrayBuffer.isView(x) && !(x instanceof DataView) ? Array.from(x) : x)
+                   && c.a[3].b[0] instanceof Float32Array && Number.isNaN(c.a[3].b[0][1])
+                   && c.a[3].d.getUint8(1) === 8;
+      c.a[3].b[0][0] = 99; c.a[3].d.setUint8(0, 0); c.a[0] = 42;
+      const independent = rows[0][0] === 1 && v.a[3].d.getUint8(0) === 7 && v.a[0] === 1;
+      return [same, independent];
+    }}""")
+    assert same and independent
