@@ -50,10 +50,23 @@ REFILL_DELAY_S = 8.0
 #: Name of the Voila template written by :func:`write_voila_template`.
 TEMPLATE_NAME = "liqlab"
 
-# Voila's lab template, plus one line in <head>: start fetching and evaluating plotly.js while
-# Voila loads its own scripts and connects to the kernel (the figure widgets import the same
-# URL, so the browser's module map hands them the module already evaluated).
+#: Stylesheets Voila's lab template links from a public CDN (Font Awesome 5). The apps' icons come
+#: from the widget manager's own copy of the font, served by the app; these links only cost the page
+#: a render-blocking request to a third party (which may hang where the CDN is unreachable).
+CDN_STYLESHEETS = (
+    '<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css"'
+    ' type="text/css" />',
+    '<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/v4-shims.min.css"'
+    ' type="text/css" />',
+)
+
+# Voila's lab template without its CDN stylesheets, plus one line in <head>: start fetching and
+# evaluating plotly.js while Voila loads its own scripts and connects to the kernel (the figure
+# widgets import the same URL, so the browser's module map hands them the module already evaluated).
 _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block notebook_css -%}
+{{ super()__DROP_CDN__ }}
+{%- endblock notebook_css -%}
 {%- block html_head_js -%}
 {{ super() }}
 <script type="module">import("{{ resources.base_url }}__BUNDLE_ROUTE__");</script>
@@ -71,13 +84,16 @@ def write_voila_config(folder: Path) -> Path:
 def write_voila_template(root: Path, route: str) -> Path:
     """Write the :data:`TEMPLATE_NAME` Voila template below ``root`` (a Jupyter data folder); return ``root``.
 
-    The template is Voila's ``lab`` template with the plotly bundle at ``route`` (relative to
-    the base URL) imported from the page's head. Voila finds it when ``root`` is on ``JUPYTER_PATH``.
+    The template is Voila's ``lab`` template without :data:`CDN_STYLESHEETS`, with the plotly bundle
+    at ``route`` (relative to the base URL) imported from the page's head. Voila finds it when
+    ``root`` is on ``JUPYTER_PATH``.
     """
     folder = root / "voila" / "templates" / TEMPLATE_NAME
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "conf.json").write_text(json.dumps({"base_template": "lab"}))
-    (folder / "index.html.j2").write_text(_TEMPLATE.replace("__BUNDLE_ROUTE__", route.lstrip("/")))
+    drop = "".join(f" | replace('{link}', '')" for link in CDN_STYLESHEETS)  # (no quote ' in them)
+    page = _TEMPLATE.replace("__BUNDLE_ROUTE__", route.lstrip("/")).replace("__DROP_CDN__", drop)
+    (folder / "index.html.j2").write_text(page)
     return root
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from liqlab.cli_app import (ALLOWED_MESSAGES, REFILL_DELAY_S, TEMPLATE_NAME, TORNADO_SETTINGS, voila_command,
-                            write_voila_config, write_voila_template)
+from liqlab.cli_app import (ALLOWED_MESSAGES, CDN_STYLESHEETS, REFILL_DELAY_S, TEMPLATE_NAME, TORNADO_SETTINGS,
+                            voila_command, write_voila_config, write_voila_template)
 from tests.voila_server import ROOT, free_port, wait_ready
 
 
@@ -53,6 +53,11 @@ def test_voila_finds_the_template_and_it_imports_the_bundle_early(tmp_path):
     assert page.startswith("{%- extends 'lab/index.html.j2' -%}")
     assert '<script type="module">import("{{ resources.base_url }}liqlab/static/plotly-widget-9.9.9.js");</script>' in page
     assert json.loads((own / "conf.json").read_text()) == {"base_template": "lab"}
+    # Voila's lab template still links these (else there is nothing to drop); ours drops each
+    lab = next(Path(p) for p in paths if p.endswith(os.path.join("voila", "templates", "lab")))
+    for link in CDN_STYLESHEETS:
+        assert link in (lab / "index.html.j2").read_text()
+        assert f"replace('{link}', '')" in page
 
 
 def _refused(port: int) -> bool:

@@ -106,6 +106,14 @@ def test_app_renders_and_reacts(server, chromium, artifacts, name):
             return el._fullLayout && Math.abs(el._fullLayout.width - el.clientWidth) <= 1 && el.clientWidth > 800; }""",
                                timeout=10_000)
         assert not any("jupyterlab_pygments" in u or "jupyterlab-plotly" in u for u in requests)
+        # nothing from a third party (Voila's lab template links Font Awesome from a CDN; ours does not)
+        assert requests and all(u.startswith((server, "data:", "blob:")) for u in requests), \
+            [u for u in requests if not u.startswith((server, "data:", "blob:"))]
+        # and the widgets' icons still have their font, served by the app
+        page.wait_for_function("""() => { const fam = getComputedStyle(document.querySelector('.fa')).fontFamily
+                                              .split(',')[0].replace(/["']/g, '').trim();
+            return [...document.fonts].some(f => f.family.replace(/["']/g, '') === fam && f.status === 'loaded'); }""",
+                               timeout=10_000)
         html = page.content()
         for code in ("from liqlab", "import ", "Dashboard(", "assert "):
             assert code not in html, f"source code {code!r} visible in the page"
