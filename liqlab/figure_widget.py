@@ -76,7 +76,11 @@ export default async () => {
             && Math.abs(el._fullLayout.width - el.clientWidth) > 1) window.Plotly.Plots.resize(el);
       });
       observer.observe(el);
-      return () => { observer.disconnect(); if (typeof cleanup === "function") cleanup(); };
+      return () => {
+        observer.disconnect();
+        context.model.off("change:_py2js_addTraces", registerAll);
+        if (typeof cleanup === "function") cleanup();
+      };
     },
   };
 };

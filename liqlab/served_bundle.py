@@ -70,7 +70,7 @@ def defer_registration(source: str, eager: tuple[str, ...] = EAGER_TRACES) -> st
     Parameters
     ----------
     source
-        The text of :func:`liqlab.figure_widget.bundle_file`.
+        The text of :func:`bundle_file`.
     eager
         Trace type names (plotly's ``lib/<type>.js`` modules) to register at once.
 

@@ -25,8 +25,7 @@ import threading
 from tornado.web import GZipContentEncoding, RequestHandler
 from voila.app import Voila
 
-from liqlab.figure_widget import bundle_route
-from liqlab.served_bundle import served_bundle
+from liqlab.served_bundle import bundle_route, served_bundle
 
 #: Compression level of the responses tornado compresses as it sends them.
 GZIP_LEVEL = 1
@@ -39,7 +38,7 @@ def gzipped_bundle() -> bytes:
 
 
 class _BundleHandler(RequestHandler):
-    """Serves the bundle from memory; its URL carries plotly's version, so browsers may keep it."""
+    """Serves the bundle from memory; its URL names plotly's version and the bytes, so browsers may keep it."""
 
     CACHE_MAX_AGE = 86400 * 365
 
@@ -52,7 +51,7 @@ class _BundleHandler(RequestHandler):
             self.set_header("Content-Encoding", "gzip")
         self.set_header("Vary", "Accept-Encoding")
         self.set_header("Cache-Control", f"max-age={self.CACHE_MAX_AGE}, public")
-        # the route carries plotly's version, the bundle is fixed for it
+        # the route names these very bytes (a digest of them)
         self.set_header("Etag", f'"{bundle_route()}{"-gzip" if gzipped else ""}"')
         if self.check_etag_header():
             self.set_status(304)
