@@ -7,8 +7,8 @@ server relays it, and the browser cannot cache it. When the apps are served by `
 :data:`BUNDLE_ENV` for its kernels; widgets made here then ship a few lines of JavaScript that
 import the file from the server instead (compressed and cacheable), and their views skip
 reporting the browser's computed figure state back after each update (nothing here reads it).
-The served file registers only the trace types the apps draw at first
-(:mod:`liqlab.served_bundle`); the views register the others before a figure needs them.
+The served file holds only the trace types the apps draw (:mod:`liqlab.served_bundle`); the views
+fetch and register the others when a figure needs them.
 In JupyterLab, where no such route exists, they use plotly's own front end.
 
 Either way the classes made here send 2-D float arrays (a heatmap's ``z`` and ``customdata``) as
@@ -45,31 +45,42 @@ if (view && view._sendTraceDeltas && view._sendLayoutDelta && !view.__liqlabLigh
   };
   view._sendLayoutDelta = function () {};
 }
-// plotly's view draws as soon as it is rendered and sizes the figure from its element then; an
-// element not yet in the page has no width, and plotly falls back to 700 px for good. Follow the
-// element's width instead (when the figure's layout sets none), as plotly's Lab view does.
-// The served bundle registers only the trace types the apps draw; the others wait for
-// Plotly.%(register)s(): called before drawing any other type, before traces are added
-// (this listener goes first: it is registered before plotly's view registers its own) and when
-// the page is idle after the first figure.
+// The served bundle registers only the trace types the apps draw; Plotly.%(register)s()
+// registers the others: at once where the bundle holds their code, else after fetching it (a
+// promise). Asked for before drawing a figure holding another type; when traces of another type
+// are added (this listener goes first: it is registered before plotly's view registers its own),
+// the figure is redrawn once they are there.
 const eager = new Set(%(eager)s);
-const registerAll = () => { const P = window.Plotly; if (P && P.%(register)s) P.%(register)s(); };
-let idleQueued = false;
+const needsOthers = (traces) => (traces || []).some((t) => !eager.has(t.type || "scatter"));
+let registered = null;
+let ready = false;
+const registerAll = () => {
+  if (!registered) {
+    const P = window.Plotly;
+    registered = Promise.resolve(P && P.%(register)s ? P.%(register)s() : undefined).then(
+      () => { ready = true; },
+      (e) => { registered = null; console.error("plotly.js: the other trace types could not be loaded", e); });
+  }
+  return registered;
+};
 // (a factory, like plotly's: anywidget calls it once per widget)
 export default async () => {
   const widget = typeof bundle.default === "function" ? await bundle.default() : bundle.default;
   return {
     ...widget,
-    render(context) {
-      if ((context.model.get("_widget_data") || []).some((t) => !eager.has(t.type || "scatter"))) registerAll();
-      context.model.on("change:_py2js_addTraces", registerAll);
-      const cleanup = widget.render(context);
-      if (!idleQueued) {
-        idleQueued = true;
-        if (window.requestIdleCallback) requestIdleCallback(registerAll, {timeout: 10000});
-        else setTimeout(registerAll, 2000);
-      }
+    async render(context) {
+      if (needsOthers(context.model.get("_widget_data"))) await registerAll();
+      const onAdd = () => {
+        const add = context.model.get("_py2js_addTraces");
+        if (ready || !add || !needsOthers(add.trace_data)) return;
+        registerAll().then(() => { if (ready && context.el._fullLayout) window.Plotly.redraw(context.el); });
+      };
+      context.model.on("change:_py2js_addTraces", onAdd);
+      const cleanup = await widget.render(context);
       const el = context.el;
+      // plotly's view draws as soon as it is rendered and sizes the figure from its element then; an
+      // element not yet in the page has no width, and plotly falls back to 700 px for good. Follow the
+      // element's width instead (when the figure's layout sets none), as plotly's Lab view does.
       const observer = new ResizeObserver(() => {
         const layout = context.model.get("_widget_layout") || {};
         if (el.isConnected && el.clientWidth > 0 && el._fullLayout && layout.width == null
@@ -78,7 +89,7 @@ export default async () => {
       observer.observe(el);
       return () => {
         observer.disconnect();
-        context.model.off("change:_py2js_addTraces", registerAll);
+        context.model.off("change:_py2js_addTraces", onAdd);
         if (typeof cleanup === "function") cleanup();
       };
     },

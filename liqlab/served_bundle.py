@@ -1,19 +1,24 @@
 """plotly's widget bundle as ``liqlab app`` serves it: rewritten for a faster first render.
 
-Two rewrites of plotly's file (:data:`REWRITES`), each matched exactly and skipped, with a warning
-in the server log, if a plotly release changes what it rewrites:
+What the app server sends (:func:`served_files`), each step matched exactly and skipped, with a
+warning in the server log, if a plotly release changes what it rewrites:
 
-* :func:`defer_registration`. When its bundle is evaluated, plotly.js registers every one of its
-  ~47 trace types (3-D, maps, geo, WebGL, ...), evaluating each one's code: about 0.4 s of the
-  page's only thread in a new visitor's first render, before the first figure can be drawn (CPU
-  profile of the explorer app, ``lib/index.js`` in plotly's bundle). The copy served here
-  registers the types the apps draw (:data:`EAGER_TRACES`, and ``scatter``, which plotly's core
-  always registers) at once and keeps the others for ``Plotly.liqlabRegisterDeferred()``. The
-  figure widgets' front end (:mod:`liqlab.figure_widget`) calls it before drawing a figure
-  holding any other type, before traces are added to a figure, and when the page is idle after
-  its first figure: every type is there when a figure needs it, and none costs the first render.
 * :func:`fast_first_copy`: the figure view's deep copy of a figure before its first plot, made
   without lodash (~80 ms less in the explorer's first render).
+* :func:`liqlab.bundle_split.split_bundle`: plotly.js registers every one of its ~47 trace types
+  (3-D, maps, geo, WebGL, ...) when its bundle is evaluated, and the browser parses and compiles
+  all 5 MB of it before the first figure can be drawn. The file served at :func:`bundle_route`
+  keeps only the code the types the apps draw need (:data:`EAGER_TRACES`, and ``scatter``, which
+  plotly's core always registers): 1.6 MB. The rest is served at :func:`deferred_route`, and
+  ``Plotly.liqlabRegisterDeferred()`` fetches it, evaluates it and registers the other types.
+  The figure widgets' front end (:mod:`liqlab.figure_widget`) calls it before drawing a figure
+  holding any other type, and when traces of another type are added to a figure.
+* :func:`defer_registration`, where the split cannot be made (tree-sitter missing, an unexpected
+  bundle): one file still, with the other types registered by a synchronous
+  ``Plotly.liqlabRegisterDeferred()`` (their code is downloaded and parsed, not run).
+
+The split takes a few seconds (parsing 5 MB of JavaScript), so its result is kept on disk
+(:func:`cache_dir`), keyed by plotly's file and the code making it.
 """
 
 from __future__ import annotations
@@ -21,8 +26,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import re
+import tempfile
+from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
+
+from liqlab import bundle_split
 
 #: Trace types registered when the bundle is evaluated (besides ``scatter``): those the apps draw.
 EAGER_TRACES: tuple[str, ...] = ("bar", "heatmap", "candlestick")
@@ -30,8 +41,7 @@ EAGER_TRACES: tuple[str, ...] = ("bar", "heatmap", "candlestick")
 #: The name of the function the served bundle adds to the ``Plotly`` object.
 REGISTER_DEFERRED = "liqlabRegisterDeferred"
 
-# plotly's lib/index.js, as its bundler writes it: core, then one register call with every type
-_INDEX = re.compile(r'"lib/index\.js"\(e,r\)\{var t=[\w$]+\(\);(t\.register\(\[((?:[\w$]+\(\),)*[\w$]+\(\))\]\))')
+_INDEX = re.compile(bundle_split.INDEX_PATTERN)
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +57,20 @@ def bundle_file() -> Path:
 def bundle_route() -> str:
     """Where the app server publishes :func:`served_bundle`, below its base URL.
 
-    The name carries plotly's version and a digest of the served bytes, so a browser may keep
-    the file for good: a new plotly or a new rewrite is a new URL.
+    The name carries plotly's version and a digest of the served bytes (both files), so a browser
+    may keep the files for good: a new plotly or a new rewrite is a new URL.
     """
     import plotly
 
-    digest = hashlib.sha256(served_bundle()).hexdigest()[:12]
+    files = served_files()
+    digest = hashlib.sha256(files.main + b"\0" + (files.deferred or b"")).hexdigest()[:12]
     return f"liqlab/static/plotly-widget-{plotly.__version__}-{digest}.js"
+
+
+def deferred_route() -> str | None:
+    """Where the app server publishes :func:`deferred_bundle`: :func:`bundle_route` with
+    ``-deferred`` before ``.js`` (where the served bundle looks for it); None without a split."""
+    return bundle_route()[:-3] + "-deferred.js" if served_files().deferred is not None else None
 
 
 # bundler factories of plotly's lib/ modules: ``Rre=ye({"lib/bar.js"``
@@ -134,20 +151,98 @@ def fast_first_copy(source: str) -> str | None:
     return source[:m.start()] + rewritten + source[m.end():]
 
 
-#: The rewrites :func:`served_bundle` applies, in order, each where it finds its target.
+#: The rewrites of the single-file fallback, in order (see :func:`served_files`).
 REWRITES = (defer_registration, fast_first_copy)
 
 
+class ServedFiles(NamedTuple):
+    """The bundle as the app server sends it."""
+
+    main: bytes
+    """The file the pages import."""
+    deferred: bytes | None
+    """The code of the other trace types, evaluated by ``Plotly.liqlabRegisterDeferred()``
+    (None: the single-file fallback, where it is in ``main``)."""
+
+
+def cache_dir() -> Path:
+    """Where the split bundle is kept: ``$LIQLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/liqlab``, else
+    ``~/.cache/liqlab``."""
+    if os.environ.get("LIQLAB_CACHE_DIR"):
+        return Path(os.environ["LIQLAB_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "liqlab"
+
+
+def make_served_files(source: str) -> ServedFiles:
+    """:class:`ServedFiles` made from plotly's bundle ``source``: split if it can be, else the
+    single-file fallback (each step that does not apply skipped, with a warning in the log)."""
+    copied = fast_first_copy(source)
+    if copied is None:
+        log.warning("plotly's bundle does not hold what fast_first_copy rewrites; left as it is")
+        copied = source
+    split = bundle_split.split_bundle(copied, EAGER_TRACES, REGISTER_DEFERRED)
+    if split is not None:
+        return ServedFiles(split.main.encode("utf-8"), split.deferred.encode("utf-8"))
+    log.warning("plotly's bundle could not be split (tree-sitter missing, or a bundle of another form): "
+                "serving it whole")
+    deferring = defer_registration(copied)
+    if deferring is None:
+        log.warning("plotly's bundle does not hold what defer_registration rewrites; left as it is")
+        deferring = copied
+    return ServedFiles(deferring.encode("utf-8"), None)
+
+
 @functools.lru_cache(maxsize=1)
+def served_files() -> ServedFiles:
+    """:func:`make_served_files` of plotly's bundle, from the disk cache when it holds them
+    (computed once per process; a cache that cannot be read or written is only skipped)."""
+    source = bundle_file().read_bytes()
+    key = hashlib.sha256(b"\0".join([
+        source, Path(__file__).read_bytes(), Path(bundle_split.__file__).read_bytes(),
+        _version("tree-sitter").encode(), _version("tree-sitter-javascript").encode(),
+    ])).hexdigest()[:24]
+    main_path = cache_dir() / f"plotly-widget-{key}.js"
+    deferred_path = main_path.with_name(f"plotly-widget-{key}-deferred.js")
+    try:
+        main = main_path.read_bytes()  # written last: its presence says both are complete
+        deferred = deferred_path.read_bytes()
+        return ServedFiles(main, deferred or None)
+    except OSError:
+        pass
+    files = make_served_files(source.decode("utf-8"))
+    try:
+        _write_atomically(deferred_path, files.deferred or b"")
+        _write_atomically(main_path, files.main)
+    except OSError as exc:
+        log.warning("could not keep the served plotly bundle in %s: %s", main_path.parent, exc)
+    return files
+
+
 def served_bundle() -> bytes:
-    """The bundle the app server sends: plotly's file with each of :data:`REWRITES` that applies to
-    this plotly release (the others are skipped, with a warning in the server log); computed once
-    per process."""
-    source = bundle_file().read_text(encoding="utf-8")
-    for rewrite in REWRITES:
-        rewritten = rewrite(source)
-        if rewritten is None:
-            log.warning("plotly's bundle does not hold what %s rewrites; left as it is", rewrite.__name__)
-        else:
-            source = rewritten
-    return source.encode("utf-8")
+    """The file the app pages import (:attr:`ServedFiles.main`)."""
+    return served_files().main
+
+
+def deferred_bundle() -> bytes | None:
+    """The other trace types' code (:attr:`ServedFiles.deferred`), or None without a split."""
+    return served_files().deferred
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -91,19 +91,31 @@ def test_sigterm_stops_voila_too(tmp_path):
 
 
 def _check_bundle_route(port: int) -> None:
-    """The server publishes the served plotly bundle, gzip-compressed and cacheable, byte for byte."""
+    """The server publishes both parts of the served plotly bundle, gzip-compressed and cacheable, byte
+    for byte."""
+    import urllib.request
+
+    from liqlab.served_bundle import bundle_route, deferred_bundle, deferred_route, served_bundle
+
+    assert deferred_route() is not None, "the bundle is split where tree-sitter is installed"
+    for route, data in ((bundle_route(), served_bundle()), (deferred_route(), deferred_bundle())):
+        _check_served(f"http://127.0.0.1:{port}/{route}", data)
+    # other paths below the route are not served
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/liqlab/static/plotly.min.js", timeout=30)
+
+
+def _check_served(url: str, data: bytes) -> None:
     import gzip
     import urllib.request
 
-    from liqlab.served_bundle import bundle_route, served_bundle
-
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/{bundle_route()}", headers={"Accept-Encoding": "gzip"})
+    req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         body, headers = resp.read(), resp.headers
     assert headers["Content-Encoding"] == "gzip"
     assert "max-age=31536000" in headers["Cache-Control"]
-    assert gzip.decompress(body) == served_bundle()
-    assert len(body) < len(served_bundle()) / 2
+    assert gzip.decompress(body) == data
+    assert len(body) < len(data) / 2
     # compressed once: the same bytes again, and a browser holding them gets "not modified"
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.read() == body
@@ -113,10 +125,7 @@ def _check_bundle_route(port: int) -> None:
     assert not_modified.value.code == 304
     # without gzip the same bytes, plain
     with urllib.request.urlopen(req.full_url, timeout=30) as resp:
-        assert resp.headers["Content-Encoding"] is None and resp.read() == served_bundle()
-    # other paths below the route are not served
-    with pytest.raises(urllib.error.HTTPError):
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/liqlab/static/plotly.min.js", timeout=30)
+        assert resp.headers["Content-Encoding"] is None and resp.read() == data
 
 
 def test_staged_folder_holds_only_published_notebooks(tmp_path):
