@@ -60,16 +60,18 @@ CDN_STYLESHEETS = (
     ' type="text/css" />',
 )
 
-# Voila's lab template without its CDN stylesheets, plus one line in <head>: start fetching and
-# evaluating plotly.js while Voila loads its own scripts and connects to the kernel (the figure
-# widgets import the same URL, so the browser's module map hands them the module already evaluated).
+# Voila's lab template without its CDN stylesheets, plus one line in <head>: fetch plotly.js from the
+# start and evaluate it as soon as it arrives (``async``: while the page waits for Voila's own
+# scripts, not after the document is parsed), before Voila's app starts at the page's load event and
+# connects to the kernel. The figure widgets import the same URL, so the browser's module map hands
+# them the module already evaluated.
 _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block notebook_css -%}
 {{ super()__DROP_CDN__ }}
 {%- endblock notebook_css -%}
 {%- block html_head_js -%}
 {{ super() }}
-<script type="module">import("{{ resources.base_url }}__BUNDLE_ROUTE__");</script>
+<script type="module" async src="{{ resources.base_url }}__BUNDLE_ROUTE__"></script>
 {%- endblock html_head_js -%}
 """
 
@@ -85,8 +87,8 @@ def write_voila_template(root: Path, route: str) -> Path:
     """Write the :data:`TEMPLATE_NAME` Voila template below ``root`` (a Jupyter data folder); return ``root``.
 
     The template is Voila's ``lab`` template without :data:`CDN_STYLESHEETS`, with the plotly bundle
-    at ``route`` (relative to the base URL) imported from the page's head. Voila finds it when
-    ``root`` is on ``JUPYTER_PATH``.
+    at ``route`` (relative to the base URL) loaded by an async module script in the page's head.
+    Voila finds it when ``root`` is on ``JUPYTER_PATH``.
     """
     folder = root / "voila" / "templates" / TEMPLATE_NAME
     folder.mkdir(parents=True, exist_ok=True)

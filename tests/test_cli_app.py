@@ -51,7 +51,8 @@ def test_voila_finds_the_template_and_it_imports_the_bundle_early(tmp_path):
     assert any(p.endswith(os.path.join("voila", "templates", "lab")) for p in paths)
     page = (own / "index.html.j2").read_text()
     assert page.startswith("{%- extends 'lab/index.html.j2' -%}")
-    assert '<script type="module">import("{{ resources.base_url }}liqlab/static/plotly-widget-9.9.9.js");</script>' in page
+    assert ('<script type="module" async src="{{ resources.base_url }}liqlab/static/plotly-widget-9.9.9.js"></script>'
+            in page)
     assert json.loads((own / "conf.json").read_text()) == {"base_template": "lab"}
     # Voila's lab template still links these (else there is nothing to drop); ours drops each
     lab = next(Path(p) for p in paths if p.endswith(os.path.join("voila", "templates", "lab")))

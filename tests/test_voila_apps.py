@@ -98,8 +98,8 @@ def test_app_renders_and_reacts(server, chromium, artifacts, name):
     try:
         # plotly.js is imported from the page's head and by the figure widgets: one module, one fetch
         page.wait_for_function(ANY_PLOT, timeout=30_000)
-        assert page.evaluate("""r => [...document.head.querySelectorAll('script[type=module]')]
-                                    .some(s => s.textContent.includes(r))""", bundle_route())
+        assert page.evaluate("""r => [...document.head.querySelectorAll('script[type=module][async]')]
+                                    .some(s => s.src.endsWith(r))""", bundle_route())
         assert sum(bundle_route() in u for u in requests) == 1, [u for u in requests if "plotly" in u]
         # the figure fills its element (plotly falls back to 700 px for one drawn before it had a width)
         page.wait_for_function("""() => { const el = document.querySelector('.js-plotly-plot');
