@@ -826,6 +826,7 @@ def heatmap_figure(
                     zerolinecolor="#666"),
     )
     _apply_layout(fig, parts["layout"])
+    _allow_tick_label_overflow(fig)
     return fig
 
 
@@ -840,6 +841,17 @@ def _quote(market: "Market") -> str:
 def _apply_layout(fig, layout: Mapping[str, Any]) -> None:
     """Set dotted layout paths (``"yaxis.range"``) on a figure."""
     fig.update_layout({k.replace(".", "_"): v for k, v in layout.items()})
+
+
+def _allow_tick_label_overflow(fig) -> None:
+    """Let every axis draw its tick labels without checking each against the figure's edges.
+
+    By default plotly.js hides labels that would overflow the figure, measuring every label (a forced
+    browser layout each, ~60 ms of the explorer's first draw and part of every redraw); these figures
+    keep fixed margins with room for their labels.
+    """
+    fig.update_xaxes(ticklabeloverflow="allow")
+    fig.update_yaxes(ticklabeloverflow="allow")
 
 
 # ----------------------------------------------------------------------------- liquidation map
@@ -1023,6 +1035,7 @@ def liquidation_map_figure(
         yaxis=dict(title=dict(text="price"), tickformat=",.6~r", showgrid=False),
     )
     _apply_layout(fig, parts["layout"])
+    _allow_tick_label_overflow(fig)
     return fig
 
 
@@ -1069,6 +1082,7 @@ def explorer_figure(
         yaxis3=dict(matches="y", overlaying="y", visible=False),
     )
     _apply_layout(fig, parts["layout"])
+    _allow_tick_label_overflow(fig)
     # a FigureWidget ships what it was created with: create it from the finished figure
     if widget:
         from liqlab.figure_widget import figure_widget

@@ -318,3 +318,15 @@ def test_period_aggregation_matches_pandas_resample_on_random_gappy_data():
         liq.iloc[3, 0] = np.nan
         want_bars = liq.tz_localize(None).resample(period, origin="epoch", label="left").sum().tz_localize("UTC")
         pd.testing.assert_frame_equal(plotting.period_bars(liq, period), want_bars, check_freq=False)
+
+
+def test_every_axis_draws_its_tick_labels_without_overflow_checks():
+    m = _market()
+    result = _result(m)
+    snap = _snapshot()
+    figures = [plotting.heatmap_figure(result, m), plotting.liquidation_map_figure(snap),
+               plotting.explorer_figure(result, m, snap)]
+    for fig in figures:
+        axes = [k for k in fig.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]
+        assert len(axes) >= 3
+        assert all(fig.layout[k].ticklabeloverflow == "allow" for k in axes), axes
