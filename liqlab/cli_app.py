@@ -27,6 +27,7 @@ from pathlib import Path
 
 from liqlab.apps import PUBLISHED, published_paths
 from liqlab.figure_widget import BUNDLE_ENV, bundle_route
+from liqlab.served_bundle import served_files_cached
 
 #: Kernel messages a visitor's browser may send: widget traffic and kernel info, nothing that runs code.
 ALLOWED_MESSAGES = ("comm_open", "comm_msg", "comm_close", "comm_info_request", "kernel_info_request")
@@ -165,6 +166,8 @@ def stage_notebooks(dest: Path, source: Path | None = None) -> Path:
 
 def cmd_app(args: argparse.Namespace) -> int:
     """Run Voila until interrupted."""
+    if not served_files_cached():
+        print("liqlab app: preparing plotly.js for serving (a few seconds, once per plotly release)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="liqlab-app-") as tmp:
         folder = stage_notebooks(Path(tmp) / "apps", Path(args.notebooks) if args.notebooks else None)
         config = write_voila_config(Path(tmp) / "config")

@@ -192,24 +192,33 @@ def make_served_files(source: str) -> ServedFiles:
     return ServedFiles(deferring.encode("utf-8"), None)
 
 
+def _cache_paths() -> tuple[Path, Path]:
+    """Where :func:`served_files` keeps its two files, named by plotly's file and the code making them."""
+    key = hashlib.sha256(b"\0".join([
+        bundle_file().read_bytes(), Path(__file__).read_bytes(), Path(bundle_split.__file__).read_bytes(),
+        _version("tree-sitter").encode(), _version("tree-sitter-javascript").encode(),
+    ])).hexdigest()[:24]
+    main_path = cache_dir() / f"plotly-widget-{key}.js"
+    return main_path, main_path.with_name(f"plotly-widget-{key}-deferred.js")
+
+
+def served_files_cached() -> bool:
+    """Whether :func:`served_files` will read the disk cache rather than make the files (seconds)."""
+    return _cache_paths()[0].is_file()
+
+
 @functools.lru_cache(maxsize=1)
 def served_files() -> ServedFiles:
     """:func:`make_served_files` of plotly's bundle, from the disk cache when it holds them
     (computed once per process; a cache that cannot be read or written is only skipped)."""
-    source = bundle_file().read_bytes()
-    key = hashlib.sha256(b"\0".join([
-        source, Path(__file__).read_bytes(), Path(bundle_split.__file__).read_bytes(),
-        _version("tree-sitter").encode(), _version("tree-sitter-javascript").encode(),
-    ])).hexdigest()[:24]
-    main_path = cache_dir() / f"plotly-widget-{key}.js"
-    deferred_path = main_path.with_name(f"plotly-widget-{key}-deferred.js")
+    main_path, deferred_path = _cache_paths()
     try:
         main = main_path.read_bytes()  # written last: its presence says both are complete
         deferred = deferred_path.read_bytes()
         return ServedFiles(main, deferred or None)
     except OSError:
         pass
-    files = make_served_files(source.decode("utf-8"))
+    files = make_served_files(bundle_file().read_text(encoding="utf-8"))
     try:
         _write_atomically(deferred_path, files.deferred or b"")
         _write_atomically(main_path, files.main)

@@ -113,7 +113,9 @@ def fresh_cache(tmp_path, monkeypatch):
 
 def test_the_served_files_are_made_once_and_kept_on_disk(fresh_cache):
     folder, made = fresh_cache
+    assert not served_bundle_module.served_files_cached()
     assert served_files() == (b"main 1", b"deferred") and len(made) == 1
+    assert served_bundle_module.served_files_cached()
     kept = sorted(p.name for p in folder.iterdir())
     assert len(kept) == 2 and kept[0].endswith("-deferred.js") and not any(p.endswith(".tmp") for p in kept)
     served_files.cache_clear()  # a new process: read from disk
