@@ -11,12 +11,14 @@ trace types registered at once, and moves every factory nothing reaches into a s
 bundle keeps each moved factory's name (declared, never assigned) and gains a function that
 evaluates the second text in the factories' own scope (a direct ``eval``, which sees the kept
 modules by name) and registers the remaining trace types from it. The references followed are
-every identifier-like word in a factory's text except property names after a dot: a superset of
-its real references (a word in a string, a local variable that happens to share a factory's name),
-so a module is only ever kept when it might not be needed, never moved when it is.
+every variable name in a factory's code, declarations included: a superset of its real references
+(a local variable that happens to share a factory's name counts), so a module is only ever kept
+when it might not be needed, never moved when it is.
 
 The bundle is parsed with tree-sitter's JavaScript grammar, so strings, template literals and
-regular expressions never confuse where a factory ends.
+regular expressions never confuse where a factory ends or what is a name; both parts are parsed
+again before they are returned. The evaluated part sees the kept modules through the scope the
+evaluating function is declared in, which holds only the bundle's own top-level names.
 """
 
 from __future__ import annotations
