@@ -101,6 +101,8 @@ def test_app_renders_and_reacts(server, chromium, artifacts, name):
         assert page.evaluate("""r => [...document.head.querySelectorAll('script[type=module][async]')]
                                     .some(s => s.src.endsWith(r))""", bundle_route())
         assert sum(bundle_route() in u for u in requests) == 1, [u for u in requests if "plotly" in u]
+        # the apps draw only the types the served bundle holds: its deferred part is never fetched
+        assert not any("-deferred.js" in u for u in requests), [u for u in requests if "plotly" in u]
         # the figure fills its element (plotly falls back to 700 px for one drawn before it had a width)
         page.wait_for_function("""() => { const el = document.querySelector('.js-plotly-plot');
             return el._fullLayout && Math.abs(el._fullLayout.width - el.clientWidth) <= 1 && el.clientWidth > 800; }""",
