@@ -151,10 +151,6 @@ def fast_first_copy(source: str) -> str | None:
     return source[:m.start()] + rewritten + source[m.end():]
 
 
-#: The rewrites of the single-file fallback, in order (see :func:`served_files`).
-REWRITES = (defer_registration, fast_first_copy)
-
-
 class ServedFiles(NamedTuple):
     """The bundle as the app server sends it."""
 

@@ -4,21 +4,19 @@ figure made without lodash."""
 
 from __future__ import annotations
 
-import functools
 import http.server
-import json
 import re
 import threading
 
 import pytest
 
-from liqlab.figure_widget import stub_esm
 import liqlab.served_bundle as served_bundle_module
 from liqlab import bundle_split
 from liqlab.bundle_split import split_bundle
 from liqlab.served_bundle import (_COPY, EAGER_TRACES, REGISTER_DEFERRED, bundle_file, bundle_route, deferred_bundle,
                                   deferred_route, defer_registration, fast_first_copy, make_served_files,
                                   served_bundle, served_files)
+from liqlab.figure_widget import stub_esm
 from tests.voila_server import chromium_browser
 
 _CORE = 'K=ye({"lib/core.js"(e,r){r.exports={}}}),'
