@@ -33,7 +33,7 @@ test: $(STAMP) browser
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 sample: $(STAMP)
-	$(PY) -m liqlab.sample --out data/sample
+	$(PY) -m liqlab.sim.sample --out liqlab/sim/sample_data
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from liqlab.cascade import CascadeParams, make_population, phase_diagram, simulate_cascade
+from liqlab.sim.cascade import CascadeParams, make_population, phase_diagram, simulate_cascade
 
 
 def _peak_rss_mb() -> float:

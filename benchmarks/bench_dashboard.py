@@ -264,7 +264,7 @@ def run(repeats: int = 8, new_visitors: int = 2, changes: bool = True, count_win
     """
     from playwright.sync_api import sync_playwright
 
-    from liqlab.apps import PUBLISHED, app_url
+    from liqlab.serve.published import PUBLISHED, app_url
 
     port = _free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"liqlab-bench-voila-{port}.log"

@@ -47,7 +47,7 @@ def random_market(n: int, timeframe: str = "1m", seed: int = 0):
     import numpy as np
     import pandas as pd
 
-    from liqlab.market import make_market, timeframe_to_timedelta
+    from liqlab.core.market import make_market, timeframe_to_timedelta
 
     rng = np.random.default_rng(seed)
     step = timeframe_to_timedelta(timeframe)
@@ -65,7 +65,7 @@ def random_market(n: int, timeframe: str = "1m", seed: int = 0):
 
 # -- cases --------------------------------------------------------------------------------------
 def case_engine_43200x1000() -> dict:
-    from liqlab.engine import ModelParams, compute_heatmap
+    from liqlab.core.engine import ModelParams, compute_heatmap
 
     m = random_market(43_200, "1m")
     params = ModelParams(mix="uniform", n_bins=1000)  # 5 tiers, both sides
@@ -77,7 +77,7 @@ def case_engine_43200x1000() -> dict:
 
 
 def case_engine_1y_1m() -> dict:
-    from liqlab.engine import ModelParams, compute_heatmap
+    from liqlab.core.engine import ModelParams, compute_heatmap
 
     m = random_market(525_600, "1m")
     params = ModelParams(mix="uniform")
@@ -91,8 +91,8 @@ def case_engine_1y_1m() -> dict:
 def case_engine_real_hourly() -> dict:
     if not (REAL / "btcusdt_1h_market.csv").exists():
         return {"case": "engine_real_1h", "skipped": f"real data not found at {REAL}"}
-    from liqlab._reference import reference_predictions
-    from liqlab.engine import ModelParams, compute_heatmap, prepare
+    from liqlab.core.reference import reference_predictions
+    from liqlab.core.engine import ModelParams, compute_heatmap, prepare
     from liqlab.sources.csv_files import load_market_file
 
     m = load_market_file(REAL / "btcusdt_1h_market.csv", gaps="keep", symbol="BTCUSDT", exchange="binance")

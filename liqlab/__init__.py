@@ -13,22 +13,22 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from liqlab.market import Market, MarketDataError, make_market
+from liqlab.core.market import Market, MarketDataError, make_market
 
 __version__ = "0.1.0"
 
 # name -> module, imported on first access
 _LAZY = {
-    "load_sample": "liqlab.datasets",
-    "sample_symbols": "liqlab.datasets",
-    "ModelParams": "liqlab.engine",
-    "compute_heatmap": "liqlab.engine",
-    "predict_liquidations": "liqlab.engine",
-    "EngineError": "liqlab.engine",
-    "LeverageMix": "liqlab.leverage",
-    "BracketTable": "liqlab.brackets",
-    "liquidation_price": "liqlab.brackets",
-    "scorecard": "liqlab.validation",
+    "load_sample": "liqlab.sim.datasets",
+    "sample_symbols": "liqlab.sim.datasets",
+    "ModelParams": "liqlab.core.engine",
+    "compute_heatmap": "liqlab.core.engine",
+    "predict_liquidations": "liqlab.core.engine",
+    "EngineError": "liqlab.core.engine",
+    "LeverageMix": "liqlab.core.leverage",
+    "BracketTable": "liqlab.core.brackets",
+    "liquidation_price": "liqlab.core.brackets",
+    "scorecard": "liqlab.evaluate.validation",
     "load_market_file": "liqlab.sources.csv_files",
 }
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab.market import MarketDataError, make_market
+from liqlab.core.market import MarketDataError, make_market
 from liqlab.sources.aggregate import aggregate_markets
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab.market import MarketDataError
+from liqlab.core.market import MarketDataError
 from liqlab.sources.binance_archive import (
     load_binance_archive,
     read_funding_rate,

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from liqlab.brackets import (
+from liqlab.core.brackets import (
     BracketError, BracketTable, available_tables, default_brackets, level_factors, liquidation_price,
 )
-from liqlab.leverage import LeverageMix, LeverageMixError, preset_names
+from liqlab.core.leverage import LeverageMix, LeverageMixError, preset_names
 
 
 def binance_linear(ep, lev, side, notional, mmr, cum):

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from liqlab.bundle_split import EVAL_NAME, INDEX_PATTERN, split_bundle
-from liqlab.served_bundle import EAGER_TRACES, REGISTER_DEFERRED, bundle_file, fast_first_copy
+from liqlab.serve.bundle_split import EVAL_NAME, INDEX_PATTERN, split_bundle
+from liqlab.serve.served_bundle import EAGER_TRACES, REGISTER_DEFERRED, bundle_file, fast_first_copy
 
 pytest.importorskip("tree_sitter_javascript", reason="the split needs tree-sitter's JavaScript grammar")
 

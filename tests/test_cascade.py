@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab.cascade import (
+from liqlab.sim.cascade import (
     CascadeError,
     CascadeParams,
     Population,
@@ -257,7 +257,7 @@ def test_invalid_inputs_raise_clear_errors():
 
 
 def test_population_from_the_synthetic_generator():
-    from liqlab.synth import SynthParams, simulate
+    from liqlab.sim.synth import SynthParams, simulate
 
     run = simulate(SynthParams(n_candles=144, burn_in_days=0.5, open_interest=1e9, seed=2))
     pop = population_from_synth(run)

@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
 
-from liqlab import cascade_plots  # noqa: E402
-from liqlab.cascade import CascadeParams, make_population, simulate_cascade  # noqa: E402
-from liqlab.cascade_lab import CascadeLab  # noqa: E402
+from liqlab.viz import cascade_plots# noqa: E402
+from liqlab.sim.cascade import CascadeParams, make_population, simulate_cascade  # noqa: E402
+from liqlab.apps.cascade_lab import CascadeLab  # noqa: E402
 
 
 @pytest.fixture()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from liqlab.cli_app import (ALLOWED_MESSAGES, CDN_STYLESHEETS, REFILL_DELAY_S, TEMPLATE_NAME, TORNADO_SETTINGS,
+from liqlab.cli.app import (ALLOWED_MESSAGES, CDN_STYLESHEETS, REFILL_DELAY_S, TEMPLATE_NAME, TORNADO_SETTINGS,
                             voila_command, write_voila_config, write_voila_template)
 from tests.voila_server import ROOT, free_port, wait_ready
 
@@ -21,7 +21,7 @@ from tests.voila_server import ROOT, free_port, wait_ready
 def test_voila_command_is_hardened_and_reads_the_compression_config(tmp_path):
     config = write_voila_config(tmp_path / "config")
     cmd = voila_command(tmp_path / "apps", port=9999, config_dir=config)
-    assert cmd[1:3] == ["-m", "liqlab.voila_server"]
+    assert cmd[1:3] == ["-m", "liqlab.serve.voila_server"]
     for flag in ("--strip_sources=True", "--show_tracebacks=False", "--VoilaExecutor.show_tracebacks=False",
                  "--preheat_kernel=True", "--VoilaExecutor.skip_cells_with_tag=selftest", "--Voila.ip=127.0.0.1"):
         assert flag in cmd
@@ -96,7 +96,7 @@ def _check_bundle_route(port: int) -> None:
     for byte."""
     import urllib.request
 
-    from liqlab.served_bundle import bundle_route, deferred_bundle, deferred_route, served_bundle
+    from liqlab.serve.served_bundle import bundle_route, deferred_bundle, deferred_route, served_bundle
 
     assert deferred_route() is not None, "the bundle is split where tree-sitter is installed"
     for route, data in ((bundle_route(), served_bundle()), (deferred_route(), deferred_bundle())):
@@ -130,8 +130,8 @@ def _check_served(url: str, data: bytes) -> None:
 
 
 def test_staged_folder_holds_only_published_notebooks(tmp_path):
-    from liqlab.apps import PUBLISHED
-    from liqlab.cli_app import stage_notebooks
+    from liqlab.serve.published import PUBLISHED
+    from liqlab.cli.app import stage_notebooks
 
     folder = stage_notebooks(tmp_path / "apps")
     assert sorted(p.name for p in Path(folder).iterdir()) == sorted(PUBLISHED)

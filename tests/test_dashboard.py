@@ -11,8 +11,10 @@ import pytest
 
 pytest.importorskip("anywidget")
 
-from liqlab import plotting  # noqa: E402
-from liqlab.dashboard import Dashboard, InputError, Loaded, default_loader, resample_market  # noqa: E402
+from liqlab.viz import plotting# noqa: E402
+from liqlab.apps.dashboard import Dashboard, InputError, Loaded, default_loader  # noqa: E402
+from liqlab.core.market import MarketDataError  # noqa: E402
+from liqlab.core.resample import resample_market  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,7 @@ def test_tier_sliders_join_the_page_when_their_panel_first_opens(dash):
 
 def test_tier_sliders_follow_a_chosen_preset(dash):
     """Choosing a preset recomputes from its weights, whatever the sliders held, then moves them."""
-    from liqlab.leverage import LeverageMix
+    from liqlab.core.leverage import LeverageMix
 
     _reset(dash)
     for w in (*dash.w_long, *dash.w_short):
@@ -251,7 +253,7 @@ def test_resample_market_sums_liquidations():
     h = resample_market(m, "1h")
     assert len(h) == 24
     assert h.liquidations["long_usd"].sum() == pytest.approx(m.liquidations["long_usd"].sum())
-    with pytest.raises(InputError):
+    with pytest.raises(MarketDataError):
         resample_market(h, "5m")
 
 

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liqlab._kernels import run_engine
-from liqlab._reference import reference_predictions
-from liqlab.brackets import BracketTable
-from liqlab.engine import EngineError, ModelParams, compute_heatmap, nice_step, prepare
-from liqlab.leverage import LeverageMix
-from liqlab.market import make_market
+from liqlab.core.kernels import run_engine
+from liqlab.core.reference import reference_predictions
+from liqlab.core.brackets import BracketTable
+from liqlab.core.engine import EngineError, ModelParams, compute_heatmap, nice_step, prepare
+from liqlab.core.leverage import LeverageMix
+from liqlab.core.market import make_market
 
 FLAT0 = BracketTable.flat(0.0)
 
@@ -279,7 +279,7 @@ def test_merged_tiers_equal_separate_tiers():
     m = random_market(7, 500)
     res = compute_heatmap(m, ModelParams(max_columns=20))
     prep = res._prep
-    from liqlab.engine import _run, display_columns
+    from liqlab.core.engine import _run, display_columns
 
     sep = _run(prep, len(m), display_columns(len(m), 20), merge_tiers=False)
     np.testing.assert_allclose(sep[0], res.predicted.to_numpy(), rtol=1e-10, atol=1e-6)

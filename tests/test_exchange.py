@@ -158,7 +158,7 @@ def test_offline_with_nothing_stored_names_the_sample(tmp_path):
     with pytest.raises(NoStoredDataError) as err:
         load_market(dead, SYM, "5m", store=tmp_path, retry=FAST)
     msg = str(err.value)
-    assert "liqlab.datasets.load_sample()" in msg and "binanceusdm" in msg and "liqlab fetch" in msg
+    assert "liqlab.sim.datasets.load_sample()" in msg and "binanceusdm" in msg and "liqlab fetch" in msg
 
 
 def test_one_minute_candles_use_five_minute_open_interest(server, tmp_path):

@@ -12,9 +12,9 @@ import pytest
 from ipywidgets.widgets.widget import _remove_buffers
 from jupyter_client.session import json_packer
 
-from liqlab.figure_widget import (BUNDLE_ENV, JsonOnly, bundle_file, bundle_route, figure_widget,
+from liqlab.apps.figure_widget import (BUNDLE_ENV, JsonOnly, bundle_file, bundle_route, figure_widget,
                                   figure_widget_class, split_buffers, stub_esm, to_js)
-from liqlab.served_bundle import EAGER_TRACES, REGISTER_DEFERRED
+from liqlab.serve.served_bundle import EAGER_TRACES, REGISTER_DEFERRED
 
 
 def test_without_the_server_route_widgets_use_plotlys_front_end(monkeypatch):

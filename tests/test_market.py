@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab.market import MarketDataError, align_liquidations, make_market, timeframe_to_timedelta
+from liqlab.core.market import MarketDataError, align_liquidations, make_market, timeframe_to_timedelta
 
 
 def frame(n=6, start="2025-01-01", freq="1h"):

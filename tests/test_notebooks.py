@@ -33,6 +33,6 @@ def test_notebook_is_committed_without_outputs(path):
 
 
 def test_published_apps_exist():
-    from liqlab.apps import published_paths
+    from liqlab.serve.published import published_paths
 
     assert all(p.exists() for p in published_paths())

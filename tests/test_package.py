@@ -16,7 +16,7 @@ def test_import_is_light():
 def test_top_level_names_resolve():
     import liqlab
 
-    assert liqlab.compute_heatmap.__module__ == "liqlab.engine"
+    assert liqlab.compute_heatmap.__module__ == "liqlab.core.engine"
     assert callable(liqlab.load_sample)
     try:
         liqlab.not_a_name  # noqa: B018

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab import plotting
-from liqlab.engine import LiquidationMap
-from liqlab.market import make_market
+from liqlab.viz import plotting
+from liqlab.core.engine import LiquidationMap
+from liqlab.core.market import make_market
 from tests.test_png import decode_png
 
 pytest.importorskip("plotly")

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from liqlab.png import encode_png, png_data_uri
+from liqlab.viz.png import encode_png, png_data_uri
 
 
 def decode_png(data: bytes) -> np.ndarray:

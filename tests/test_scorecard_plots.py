@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab import scorecard_plots as sp
-from liqlab.scoring import calibrate, compare, largest_misses, load_scoring_market, top_candles
+from liqlab.viz import scorecard_plots as sp
+from liqlab.evaluate.scoring import calibrate, compare, largest_misses, load_scoring_market, top_candles
 from liqlab.sources.csv_files import load_market_file
 
 N = 40

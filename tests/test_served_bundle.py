@@ -10,13 +10,13 @@ import threading
 
 import pytest
 
-import liqlab.served_bundle as served_bundle_module
-from liqlab import bundle_split
-from liqlab.bundle_split import split_bundle
-from liqlab.served_bundle import (_COPY, EAGER_TRACES, REGISTER_DEFERRED, bundle_file, bundle_route, deferred_bundle,
+import liqlab.serve.served_bundle as served_bundle_module
+from liqlab.serve import bundle_split
+from liqlab.serve.bundle_split import split_bundle
+from liqlab.serve.served_bundle import (_COPY, EAGER_TRACES, REGISTER_DEFERRED, bundle_file, bundle_route, deferred_bundle,
                                   deferred_route, defer_registration, fast_first_copy, make_served_files,
                                   served_bundle, served_files)
-from liqlab.figure_widget import stub_esm
+from liqlab.apps.figure_widget import stub_esm
 from tests.voila_server import chromium_browser
 
 _CORE = 'K=ye({"lib/core.js"(e,r){r.exports={}}}),'

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab.market import MarketDataError, make_market
+from liqlab.core.market import MarketDataError, make_market
 from liqlab.sources.csv_files import (
     load_candles_file,
     load_liquidations_file,

@@ -57,7 +57,10 @@ def test_data_dir_follows_env_and_argument(tmp_path, monkeypatch):
     assert default_data_dir() == tmp_path / "env" and Store().root == tmp_path / "env"
     assert Store(tmp_path / "arg").root == tmp_path / "arg"
     monkeypatch.delenv("LIQLAB_DATA_DIR")
-    assert default_data_dir() == ROOT / "data" / "store"  # source checkout
+    import platformdirs
+
+    # the user's data folder, wherever liqlab is installed or run from
+    assert default_data_dir() == Path(platformdirs.user_data_dir("liqlab", appauthor=False)) / "store"
 
 
 def test_liquidation_events_are_deduplicated(tmp_path):

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqlab._numba import NUMBA_DISABLED
-from liqlab.brackets import BracketTable
-from liqlab.datasets import SAMPLE_DIR, load_sample, sample_symbols
-from liqlab.leverage import LeverageMix
-from liqlab.market import MarketDataError
-from liqlab.synth import HIDDEN_MIX, SynthError, SynthParams, draw_noise, simulate
+from liqlab.core.jit import NUMBA_DISABLED
+from liqlab.core.brackets import BracketTable
+from liqlab.sim.datasets import SAMPLE_DIR, load_sample, sample_symbols
+from liqlab.core.leverage import LeverageMix
+from liqlab.core.market import MarketDataError
+from liqlab.sim.synth import HIDDEN_MIX, SynthError, SynthParams, draw_noise, simulate
 
 
 def small(**kw) -> SynthParams:
@@ -190,7 +190,7 @@ def test_sample_symbols():
 @pytest.mark.skipif(NUMBA_DISABLED, reason="regenerating 3 x 35 days in plain Python takes minutes")
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
 def test_committed_sample_equals_a_fresh_regeneration(symbol):
-    from liqlab.sample import sample_market
+    from liqlab.sim.sample import sample_market
 
     stored, fresh = load_sample(symbol), sample_market(symbol)
     pd.testing.assert_frame_equal(stored.data, fresh.data, check_exact=True)
@@ -216,7 +216,7 @@ def test_sample_shape_and_labels(symbol, lo, hi):
 
 
 def test_sample_files_are_labelled_and_small():
-    from liqlab.sample import read_metadata
+    from liqlab.sim.sample import read_metadata
 
     files = [p for p in SAMPLE_DIR.iterdir() if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 5 * 2**20
@@ -237,5 +237,5 @@ def test_symbol_spelling_is_forgiving():
 
 
 def test_missing_sample_folder_says_how_to_regenerate(tmp_path):
-    with pytest.raises(MarketDataError, match="liqlab.sample"):
+    with pytest.raises(MarketDataError, match="liqlab.sim.sample"):
         load_sample("BTCUSDT", folder=tmp_path)

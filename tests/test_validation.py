@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from liqlab.cli import main
-from liqlab.market import make_market
-from liqlab.validation import (
+from liqlab.core.market import make_market
+from liqlab.evaluate.validation import (
     ValidationError, cascade_recall, fit_log_line, fit_model, ladder, log_r2, move_x_oi, scorecard,
     score_predictions, sensitivity, spearman,
 )
@@ -75,7 +75,7 @@ def test_ladder_baseline_hits_tiers_reached():
     df = pd.DataFrame({"open": [100, 100], "high": [100, 100.5], "low": [100, 98.5], "close": [100, 99],
                        "volume": 1.0, "open_interest": [1e6, 1e6]}, index=idx, dtype=float)
     m = make_market(df, symbol="BTCUSDT", exchange="binance")
-    from liqlab.leverage import LeverageMix
+    from liqlab.core.leverage import LeverageMix
 
     mix = LeverageMix(leverages=(10, 50, 100), long=(0.5, 0.3, 0.2), short=(0.5, 0.3, 0.2))
     b = ladder(m, mix)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from liqlab.apps import PUBLISHED, app_url
-from liqlab.figure_widget import bundle_route
+from liqlab.serve.published import PUBLISHED, app_url
+from liqlab.apps.figure_widget import bundle_route
 from tests.voila_server import CHROMIUM, chromium_browser, serve_apps
 
 

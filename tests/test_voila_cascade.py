@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from liqlab.apps import PUBLISHED, app_url
+from liqlab.serve.published import PUBLISHED, app_url
 from tests.voila_server import CHROMIUM, chromium_browser, serve_apps
 
 APP = "05_cascade_lab.ipynb"

@@ -15,7 +15,7 @@ from typing import Iterable, Literal
 import numpy as np
 import pandas as pd
 
-from liqlab.market import Market, MarketDataError, make_market
+from liqlab.core.market import Market, MarketDataError, make_market
 
 CandleMode = Literal["reference", "volume_weighted"]
 

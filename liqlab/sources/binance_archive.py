@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from liqlab.market import GapPolicy, Market, MarketDataError, infer_timeframe, make_market, timeframe_to_timedelta
+from liqlab.core.market import GapPolicy, Market, MarketDataError, infer_timeframe, make_market, timeframe_to_timedelta
 from liqlab.sources.csv_files import Table, decode_text, table_from_text
 
 __all__ = [
@@ -322,7 +322,7 @@ def load_binance_archive(
     contract, contract_size
         ``"linear"`` for USD-M, ``"inverse"`` for COIN-M (``contract_size`` USD per contract).
     gaps
-        Missing-candle policy, see :func:`liqlab.market.validate_market`.
+        Missing-candle policy, see :func:`liqlab.core.market.validate_market`.
     known_at
         Which value each candle gets from the 5-minute metrics and from funding: ``"close"``
         (default) takes the last value stamped at or before the candle's close, i.e. open interest

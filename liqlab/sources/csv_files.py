@@ -15,7 +15,7 @@ The generic layout is one row per candle::
 Realized liquidations may also live in their own file, read by :func:`load_liquidations_file`:
 either bars ``timestamp,long_usd,short_usd`` or events ``timestamp,side,price,quantity|notional``.
 
-Every malformed input raises :class:`~liqlab.market.MarketDataError` naming the file, the line
+Every malformed input raises :class:`~liqlab.core.market.MarketDataError` naming the file, the line
 (or Parquet row) and column, and what to do about it.
 """
 
@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from liqlab.market import (
+from liqlab.core.market import (
     LIQUIDATION_COLUMNS,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
@@ -402,7 +402,7 @@ def load_candles_file(path: str | Path) -> pd.DataFrame:
     -------
     DataFrame
         Float64 columns indexed by UTC candle open ``timestamp``, sorted, exact repeats dropped.
-        Gaps are not checked here: that happens when a :class:`~liqlab.market.Market` is built.
+        Gaps are not checked here: that happens when a :class:`~liqlab.core.market.Market` is built.
     """
     table = read_table(path)
     table.require(CANDLE_COLUMNS, "A candle file needs timestamp,open,high,low,close,volume.")

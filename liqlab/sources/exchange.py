@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from liqlab.market import MarketDataError, timeframe_to_timedelta
+from liqlab.core.market import MarketDataError, timeframe_to_timedelta
 
 #: Rows per request by exchange and data kind (each within the exchange's documented maximum).
 PAGE_LIMITS: dict[str, dict[str, int]] = {

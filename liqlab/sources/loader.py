@@ -2,7 +2,7 @@
 
 The store is the source of truth: every load first asks the exchange for the ranges the store
 does not hold yet (none at all when it is up to date), then reads the window back from the store
-and assembles one validated :class:`~liqlab.market.Market`. When the exchange cannot be reached
+and assembles one validated :class:`~liqlab.core.market.Market`. When the exchange cannot be reached
 the store alone serves the window and the result says so (``source="store"``, a
 :class:`StoreFallbackWarning`); when nothing is stored either, the error names the bundled sample.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liqlab.market import Market, MarketDataError, make_market, timeframe_to_timedelta
+from liqlab.core.market import Market, MarketDataError, make_market, timeframe_to_timedelta
 from liqlab.sources.exchange import (
     ExchangeUnavailableError,
     Fetcher,
@@ -51,7 +51,7 @@ _KIND_LABEL = {
     "ohlcv": "candle", "open_interest": "open-interest", "funding": "funding",
     "long_short": "long/short", "liquidations": "liquidation",
 }
-SAMPLE_HINT = "or use the bundled sample: liqlab.datasets.load_sample()"
+SAMPLE_HINT = "or use the bundled sample: liqlab.sim.datasets.load_sample()"
 _PAGES_PER_WRITE = 20  # write every 20 pages, so a failure late in a long fetch keeps the rest
 
 
@@ -425,7 +425,7 @@ def load_market(
     liquidations
         Also fetch realized liquidations over REST where ccxt supports it.
     gaps
-        Missing-candle policy passed to :func:`~liqlab.market.make_market`.
+        Missing-candle policy passed to :func:`~liqlab.core.market.make_market`.
     retry
         Retry policy for transient failures.
 

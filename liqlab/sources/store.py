@@ -21,6 +21,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+
+import platformdirs
 import re
 import tempfile
 import time
@@ -32,7 +34,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from liqlab.market import EVENT_COLUMNS, MarketDataError
+from liqlab.core.market import EVENT_COLUMNS, MarketDataError
 
 ENV_VAR = "LIQLAB_DATA_DIR"
 
@@ -53,15 +55,13 @@ class StoreError(MarketDataError):
 
 
 def default_data_dir() -> Path:
-    """The store directory: ``$LIQLAB_DATA_DIR``, else ``<repo>/data/store`` in a source checkout,
-    else ``~/.liqlab/store``."""
+    """The store directory: ``$LIQLAB_DATA_DIR``, else the user data folder that
+    :func:`platformdirs.user_data_dir` names for liqlab, plus ``store`` (``~/.local/share/liqlab/store``
+    on Linux)."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").exists() and (repo / "liqlab").is_dir():
-        return repo / "data" / "store"
-    return Path.home() / ".liqlab" / "store"
+    return Path(platformdirs.user_data_dir("liqlab", appauthor=False)) / "store"
 
 
 def safe_name(symbol: str) -> str:
