@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from liqlab.apps.figure_widget import figure_widget
 from liqlab.apps.guarded import GuardedComponent, sentence
 from liqlab.viz import cascade_plots
 from liqlab.viz import plotting
@@ -196,7 +197,7 @@ class CascadeLab(GuardedComponent):
         inp = LabInputs(25.0, 0.5, 2e8, -0.02, 0.005)
         result = self._simulate(inp)
         diagram = self._sweep(inp)
-        self.figure = cascade_plots.lab_figure(result, diagram, 0, height=self.height, widget=True)
+        self.figure = figure_widget(cascade_plots.lab_figure(result, diagram, 0, height=self.height))
 
     def _build_layout(self):
         W = self._W
@@ -292,8 +293,8 @@ class CascadeLab(GuardedComponent):
         edges = cascade_plots.display_edges(result)
         parts = cascade_plots.lab_parts(result, diagram, last, leverage=inp.leverage, depth=inp.depth, edges=edges)
         if self.figure is None:
-            self.figure = cascade_plots.lab_figure(result, diagram, last, leverage=inp.leverage, depth=inp.depth,
-                                                   edges=edges, height=self.height, widget=True)
+            self.figure = figure_widget(cascade_plots.lab_figure(result, diagram, last, leverage=inp.leverage,
+                                                                 depth=inp.depth, edges=edges, height=self.height))
         else:
             plotting.apply_parts(self.figure, parts, self._parts)
         self._parts = parts
@@ -351,7 +352,7 @@ class CascadeLab(GuardedComponent):
         side = res.shocked_side
         return (f"{inp.leverage:g}x, crowding {inp.crowding:.2f}, depth ${inp.depth / 1e6:,.4g}M per 1 %, "
                 f"MMR {100 * inp.mmr:.2g}%: a {100 * inp.shock:+.2f}% shock liquidated "
-                f"{plotting._usd(res.size)} ({100 * res.size_share:.1f}% of {side}s) in {res.n_rounds} round(s); "
+                f"{plotting.format_usd(res.size)} ({100 * res.size_share:.1f}% of {side}s) in {res.n_rounds} round(s); "
                 f"the price went {100 * res.overshoot:.2f}% beyond the shock")
 
     def _set_status(self, message: str, *, error: bool = False) -> None:

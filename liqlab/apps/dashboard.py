@@ -335,7 +335,7 @@ class Dashboard(GuardedComponent):
 
         names = ["time_anchor", "heatmap", "price_candles", "price_line", "realized_long", "predicted_long", "realized_short",
                  "predicted_short", "map_long", "map_short", "cum_long", "cum_short", "map_labels"]
-        traces = plotting._make_traces(parts["traces"] if parts else {n: {} for n in names})
+        traces = plotting.make_traces(parts["traces"] if parts else {n: {} for n in names})
         for t in traces:
             if t.meta.startswith("map_"):
                 t.update(xaxis="x2", yaxis="y")
@@ -344,7 +344,7 @@ class Dashboard(GuardedComponent):
             elif t.meta.startswith(("realized_", "predicted_")):
                 t.update(xaxis="x", yaxis="y2")
         split = 0.74 if self.view == "explorer" else 0.42
-        fig = go.Figure(data=traces, layout=plotting._heatmap_layout(self.height))
+        fig = go.Figure(data=traces, layout=plotting.heatmap_layout(self.height))
         fig.update_layout(
             xaxis=dict(domain=[0, split], anchor="y2", type="date", rangeslider=dict(visible=False), showgrid=False),
             yaxis=dict(domain=[0.3, 1.0], showgrid=False, tickformat=",.6~r"),
@@ -355,7 +355,7 @@ class Dashboard(GuardedComponent):
                         tickfont=dict(size=9)),
         )
         if parts:
-            plotting._apply_layout(fig, parts["layout"])
+            plotting.apply_layout(fig, parts["layout"])
         # built as a Figure first: a FigureWidget ships the data and layout it was created with,
         # and a page opened later (Voila) would miss changes made before it was displayed
         widget = _figure_widget_class()(fig)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from liqlab.viz.plotting import BACKGROUND, LONG_COLOUR, PRICE_COLOUR, SHORT_COLOUR, _usd
+from liqlab.viz.style import BACKGROUND, LONG_COLOUR, PRICE_COLOUR, SHORT_COLOUR, format_usd
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -153,7 +153,7 @@ def cascade_parts(result: "CascadeResult", round_: int | None = None, *, edges: 
         bgcolor="rgba(14,17,23,0.75)",
         # "$" as an entity: plotly typesets text holding two dollar signs as LaTeX, which shows nothing
         text=(f"Round {r} of {last} · price {now:,.2f} ({100 * (now / p0 - 1):+.2f}%) · "
-              f"liquidated so far {_usd(liquidated)} · cascade in total {_usd(result.size)} "
+              f"liquidated so far {format_usd(liquidated)} · cascade in total {format_usd(result.size)} "
               f"({100 * result.size_share:.1f}% of {result.shocked_side}s) over {result.n_rounds} rounds"
               ).replace("$", "&#36;"),
         font=dict(size=13, color="#e8e8e8"), name="headline"))
@@ -196,7 +196,7 @@ def _cascade_layout(height: int) -> dict:
 
 
 def cascade_figure(result: "CascadeResult", round_: int | None = None, *, edges: np.ndarray | None = None,
-                   height: int = 620, widget: bool = False):
+                   height: int = 620):
     """The cascade at one round: heatmap and price path, per-round liquidations, positions map.
 
     Parameters
@@ -209,12 +209,10 @@ def cascade_figure(result: "CascadeResult", round_: int | None = None, *, edges:
         Price-bin edges (default :func:`display_edges`).
     height
         Figure height in pixels.
-    widget
-        Return a ``plotly.graph_objects.FigureWidget`` instead of a Figure.
 
     Returns
     -------
-    plotly.graph_objects.Figure or FigureWidget
+    plotly.graph_objects.Figure
         Traces named (``meta``) as in :data:`CASCADE_TRACES`.
     """
     import plotly.graph_objects as go
@@ -222,7 +220,7 @@ def cascade_figure(result: "CascadeResult", round_: int | None = None, *, edges:
     parts = cascade_parts(result, round_, edges=edges)
     fig = go.Figure(data=_traces(parts["traces"]), layout=_cascade_layout(height))
     _apply(fig, parts["layout"])
-    return _finish(fig, widget)
+    return fig
 
 
 def _traces(traces: dict) -> list:
@@ -238,20 +236,6 @@ def _traces(traces: dict) -> list:
             props.setdefault("showlegend", False)
         out.append(kinds.get(name, go.Bar)(**props))
     return out
-
-
-def _finish(fig, widget: bool):
-    """``fig`` itself, or a FigureWidget built from it.
-
-    The widget is made from the finished figure: layout changes made to a FigureWidget before any
-    view displays it (shapes, annotations, title) are sent as relayout messages nobody receives, so
-    they never reach the browser.
-    """
-    if not widget:
-        return fig
-    from liqlab.apps.figure_widget import figure_widget
-
-    return figure_widget(fig)
 
 
 def _apply(fig, layout: dict) -> None:
@@ -306,12 +290,12 @@ def phase_parts(diagram: "PhaseDiagram", *, leverage: float | None = None, depth
 
 
 def phase_figure(diagram: "PhaseDiagram", *, leverage: float | None = None, depth: float | None = None,
-                 size_share: float | None = None, height: int = 420, widget: bool = False):
+                 size_share: float | None = None, height: int = 420):
     """The phase diagram as a heatmap over leverage (x, log) and depth (y, log), current setting ringed.
 
     Returns
     -------
-    plotly.graph_objects.Figure or FigureWidget
+    plotly.graph_objects.Figure
         Traces ``phase`` (heatmap) and ``current`` (marker).
     """
     import plotly.graph_objects as go
@@ -328,7 +312,7 @@ def phase_figure(diagram: "PhaseDiagram", *, leverage: float | None = None, dept
                    ticktext=["10", "20", "50", "100", "200", "500", "1,000", "2,000"]),
     ))
     _apply(fig, parts["layout"])
-    return _finish(fig, widget)
+    return fig
 
 
 # ----------------------------------------------------------------------------- the lab: one figure
@@ -361,7 +345,7 @@ def lab_parts(result: "CascadeResult", diagram: "PhaseDiagram", round_: int | No
 
 def lab_figure(result: "CascadeResult", diagram: "PhaseDiagram", round_: int | None = None, *,
                leverage: float | None = None, depth: float | None = None, edges: np.ndarray | None = None,
-               height: int = 1000, widget: bool = False):
+               height: int = 1000):
     """The cascade lab's figure: the cascade at a round (top) and the phase diagram (bottom).
 
     Parameters
@@ -376,12 +360,10 @@ def lab_figure(result: "CascadeResult", diagram: "PhaseDiagram", round_: int | N
         Price-bin edges of the cascade panels (default :func:`display_edges`).
     height
         Figure height in pixels.
-    widget
-        Return a ``plotly.graph_objects.FigureWidget`` instead of a Figure.
 
     Returns
     -------
-    plotly.graph_objects.Figure or FigureWidget
+    plotly.graph_objects.Figure
         Traces named as in :data:`CASCADE_TRACES` and :data:`PHASE_TRACES`.
     """
     import plotly.graph_objects as go
@@ -403,4 +385,4 @@ def lab_figure(result: "CascadeResult", diagram: "PhaseDiagram", round_: int | N
                             ticktext=["10", "20", "50", "100", "200", "500", "1,000", "2,000"])
     fig = go.Figure(data=_traces(parts["traces"]), layout=layout)
     _apply(fig, parts["layout"])
-    return _finish(fig, widget)
+    return fig

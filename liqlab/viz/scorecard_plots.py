@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from liqlab.viz.plotting import BACKGROUND, LONG_COLOUR, SHORT_COLOUR, _ms
 from liqlab.evaluate.validation import SIDES, _split_position
+from liqlab.viz.grid import epoch_ms
+from liqlab.viz.style import BACKGROUND, LONG_COLOUR, SHORT_COLOUR
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -127,7 +128,7 @@ def timeline_figure(
 
     cal = calibrate(predicted, realized, split=split, warmup=warmup)
     cal_b = calibrate(baseline, realized, split=split, warmup=warmup) if baseline is not None else None
-    x = _ms(realized.index)
+    x = epoch_ms(realized.index)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=("long liquidations", "short liquidations"))
     for row, side in enumerate(SIDES, start=1):
