@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from liqlab.core.kernels import run_engine
-from liqlab.core.reference import reference_predictions
+from liqlab.core.reference import reference_predictions, reference_prepare
 from liqlab.core.brackets import BracketTable
 from liqlab.core.engine import EngineError, ModelParams, compute_heatmap, nice_step, prepare
 from liqlab.core.leverage import LeverageMix
@@ -121,6 +121,52 @@ def test_ageing_halves_positions_each_half_life():
     # entered after candle 1; candles 2..5 age it 4 hours = two half-lives
     assert res.totals["outstanding_long"] == pytest.approx(250.0)
     assert res.totals["closed_long"] == pytest.approx(750.0)
+
+
+def test_falling_oi_in_contracts_closes_at_the_close_not_at_entry():
+    # contracts = OI / close: 1000 -> 1020 (+20 at entry 100, typical price) -> 1010 at close 109.
+    # The 10 contracts closed are worth 10 x 109 = 1090 now (not 10 x the candle's entry, 106), out of
+    # the 1020 contracts open before, valued at the same close: 111,180.
+    rows = [
+        (100, 100, 100, 100, 100_000),
+        (100, 100, 100, 100, 102_000),
+        (100, 109, 100, 109, 1010 * 109),
+    ]
+    params = ModelParams(**{**LIFECYCLE, "entry": "typical", "oi_change": "contracts"})
+    res = compute_heatmap(market_from(rows), params)
+    assert res.totals["entered_long"] == pytest.approx(2000.0, rel=1e-12)
+    share = 1090.0 / 111_180.0
+    assert res.totals["closed_long"] == pytest.approx(2000.0 * share, rel=1e-12)
+    assert res.totals["closed_short"] == pytest.approx(2000.0 * share, rel=1e-12)
+    assert res.predicted.to_numpy().sum() == 0.0
+
+
+def test_ageing_follows_the_candle_length():
+    # 5-minute candles, half-life 1 h: the twelve candles after entry are one half-life
+    rows = [(100, 100, 100, 100, 100_000), (100, 100, 100, 100, 101_000)] + [(100, 100, 100, 100, 101_000)] * 12
+    res = compute_heatmap(market_from(rows, timeframe="5m"), ModelParams(**{**LIFECYCLE, "half_life_hours": 1.0}))
+    assert res.totals["outstanding_long"] == pytest.approx(500.0, rel=1e-12)
+    assert res.totals["closed_short"] == pytest.approx(500.0, rel=1e-12)
+    # the same rows as 15-minute candles are three half-lives
+    res15 = compute_heatmap(market_from(rows, timeframe="15m"), ModelParams(**{**LIFECYCLE, "half_life_hours": 1.0}))
+    assert res15.totals["outstanding_long"] == pytest.approx(1000.0 / 8, rel=1e-12)
+
+
+def test_a_candle_reaching_a_level_exactly_liquidates_it():
+    # the 10x levels sit in the bins [90, 90.5) and [110, 110.5), whose centres are 90.25 and 110.25:
+    # a low of exactly 90.25 reaches the long level, a high of exactly 110.25 the short level
+    rows = [
+        (100, 100, 100, 100, 100_000),
+        (100, 100, 100, 100, 101_000),
+        (100, 100, 90.25, 100, 101_000),
+        (100, 110.25, 100, 100, 101_000),
+    ]
+    res = compute_heatmap(market_from(rows), ModelParams(**LIFECYCLE))
+    assert res.predicted["long_usd"].tolist() == [0.0, 0.0, 1000.0, 0.0]
+    assert res.predicted["short_usd"].tolist() == [0.0, 0.0, 0.0, 1000.0]
+    # a hair short of the centre reaches neither
+    near = [rows[0], rows[1], (100, 100, 90.2500001, 100, 101_000), (100, 110.2499999, 100, 100, 101_000)]
+    assert compute_heatmap(market_from(near), ModelParams(**LIFECYCLE)).predicted.to_numpy().sum() == 0.0
 
 
 def test_turnover_replaces_positions_without_changing_totals_balance():
@@ -273,6 +319,27 @@ def test_kernel_equals_python_twin_and_object_reference(seed, half_life, same_ca
     np.testing.assert_allclose(fast[0], ref_pred, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(fast[3][3], ref_tot["outstanding"], rtol=1e-9)
     assert fast[0].sum() > 0  # the case exercises sweeps
+
+
+@pytest.mark.parametrize("entry, oi_change, turnover, half_life, timeframe", [
+    ("typical", "contracts", 0.0, None, "1h"),
+    ("range", "contracts", 0.05, 6.0, "5m"),
+    ("ohlc4", "quote", 0.0, 2.0, "15m"),
+    ("close", "quote", 0.1, None, "1h"),
+])
+def test_reference_with_its_own_preparation_equals_the_engine(entry, oi_change, turnover, half_life, timeframe):
+    m = random_market(11, 300)
+    m = make_market(m.data.set_axis(pd.date_range("2025-01-01", periods=len(m), freq=pd.Timedelta(timeframe),
+                                                  tz="UTC")), symbol="TEST", exchange="test", timeframe=timeframe)
+    params = ModelParams(entry=entry, oi_change=oi_change, turnover=turnover, half_life_hours=half_life,
+                         brackets=BracketTable.flat(0.005), tilt="none", same_candle=True)
+    engine = compute_heatmap(m, params)
+    ref_pred, ref_tot = reference_predictions(reference_prepare(m, params, prepare(m, params).grid))
+    np.testing.assert_allclose(engine.predicted.to_numpy(), ref_pred, rtol=1e-9, atol=1e-6)
+    for side, i in (("long", 0), ("short", 1)):
+        for key in ("entered", "closed", "liquidated", "outstanding"):
+            assert engine.totals[f"{key}_{side}"] == pytest.approx(ref_tot[key][i], rel=1e-9, abs=1e-6)
+    assert ref_pred.sum() > 0 and ref_tot["closed"].sum() > 0
 
 
 def test_merged_tiers_equal_separate_tiers():

@@ -623,7 +623,7 @@ class Dashboard(GuardedComponent):
         return cut
 
     def _params(self, inp: Inputs, market: Market):
-        from liqlab.core.brackets import BracketTable, _bundled
+        from liqlab.core.brackets import BracketTable, bundled_table
         from liqlab.core.engine import ModelParams
 
         if inp.mmr == "auto":
@@ -631,7 +631,7 @@ class Dashboard(GuardedComponent):
         elif inp.mmr.startswith("flat"):
             brackets = BracketTable.flat(0.005)
         else:
-            brackets = _bundled(inp.mmr)
+            brackets = bundled_table(inp.mmr)
         lo, hi = plotting.visible_price_range(market)
         bin_size = inp.bin_size or auto_bin_size(lo, hi)
         rows = (hi - lo) / bin_size

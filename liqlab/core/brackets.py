@@ -139,7 +139,14 @@ class BracketTable:
 
 
 @lru_cache(maxsize=None)
-def _bundled(name: str) -> BracketTable:
+def bundled_table(name: str) -> BracketTable:
+    """The bracket table shipped with liqlab under ``name`` (see :func:`available_tables`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If no table of that name ships with the package.
+    """
     text = resources.files("liqlab.core").joinpath("bracket_tables", f"{name}.json").read_text()
     return BracketTable.from_dict(json.loads(text))
 
@@ -166,8 +173,8 @@ def default_brackets(exchange: str = "binance", symbol: str = "BTCUSDT") -> Brac
     names = _table_names()
     for candidate in (f"{ex}_{sym}", f"{ex}_default"):
         if candidate in names:
-            return _bundled(candidate)
-    return _bundled("binance_btcusdt")
+            return bundled_table(candidate)
+    return bundled_table("binance_btcusdt")
 
 
 def liquidation_price(

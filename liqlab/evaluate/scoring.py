@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from liqlab.core.market import Market
-from liqlab.evaluate.validation import SIDES, ValidationError, _split_position, fit_log_line
+from liqlab.evaluate.validation import SIDES, ValidationError, split_position, fit_log_line
 
 REAL_MARKET = "btcusdt_1h_market.csv"
 REAL_LIQUIDATIONS = "btcusdt_1h_liquidations.csv"
@@ -146,7 +146,7 @@ def calibrate(predicted: pd.DataFrame, realized: pd.DataFrame, *, split=None, wa
     """
     if not predicted.index.equals(realized.index):
         raise ValidationError("predicted and realized liquidations must share one time index")
-    cut = _split_position(realized.index, split)
+    cut = split_position(realized.index, split)
     lo = min(warmup, cut)
     out = {}
     lines = {}
@@ -162,7 +162,7 @@ def calibrate(predicted: pd.DataFrame, realized: pd.DataFrame, *, split=None, wa
 
 
 def _test_part(frame: pd.DataFrame, split) -> pd.DataFrame:
-    return frame.iloc[_split_position(frame.index, split):]
+    return frame.iloc[split_position(frame.index, split):]
 
 
 def adverse_move(market: Market) -> pd.DataFrame:

@@ -144,7 +144,12 @@ class Score:
     n_test: int
 
 
-def _split_position(index: pd.DatetimeIndex, split) -> int:
+def split_position(index: pd.DatetimeIndex, split) -> int:
+    """Position in ``index`` where the test span starts.
+
+    ``split`` is None (half way), a fraction in (0, 1), or a time (the first index entry at or
+    after it).
+    """
     if split is None:
         return len(index) // 2
     if isinstance(split, float) and 0 < split < 1:
@@ -178,7 +183,7 @@ def score_predictions(
     """
     if not predicted.index.equals(realized.index):
         raise ValidationError("predicted and realized liquidations must share one time index")
-    cut = _split_position(realized.index, split)
+    cut = split_position(realized.index, split)
     lo = min(warmup, cut)
     if cut - lo < 10 or len(realized) - cut < 10:
         raise ValidationError(
@@ -296,7 +301,7 @@ def fit_model(
         raise ValidationError(f"{market.label} has no realized liquidations to fit on")
     base = ModelParams() if params is None else params
     grid = dict(DEFAULT_GRID if grid is None else grid)
-    cut = _split_position(market.index, split)
+    cut = split_position(market.index, split)
     lo = min(warmup, cut)
     if cut - lo < 10:
         raise ValidationError(f"the split leaves only {cut - lo} training candles; need at least 10")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from liqlab.evaluate.validation import SIDES, _split_position
+from liqlab.evaluate.validation import SIDES, split_position
 from liqlab.viz.grid import epoch_ms
 from liqlab.viz.style import BACKGROUND, LONG_COLOUR, SHORT_COLOUR
 
@@ -151,7 +151,7 @@ def timeline_figure(
                 hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>{names[1]} $%{{y:,.0f}}<extra></extra>",
             ), row=row, col=1)
         fig.update_yaxes(type="log", tickformat="$.2s", title=dict(text="USD per candle"), row=row, col=1)
-    cut = _split_position(realized.index, split)
+    cut = split_position(realized.index, split)
     if 0 < cut < len(realized):
         fig.add_shape(type="rect", xref="x", yref="paper", x0=float(x[cut]), x1=float(x[-1]), y0=0, y1=1,
                       fillcolor="rgba(255,255,255,0.06)", line=dict(width=0), layer="below", name="test_span")
@@ -190,7 +190,7 @@ def scatter_figure(
     from liqlab.evaluate.scoring import calibrate
 
     lines = calibrate(predicted, realized, split=split, warmup=warmup).attrs["lines"]
-    cut = _split_position(realized.index, split)
+    cut = split_position(realized.index, split)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("long liquidations", "short liquidations"))
     times = realized.index.strftime("%Y-%m-%d %H:%M")
