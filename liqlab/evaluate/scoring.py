@@ -4,7 +4,7 @@ The metrics themselves live in :mod:`liqlab.evaluate.validation`; this module on
 scorecard notebook shows around them:
 
 * :func:`load_scoring_market` picks the data: the user's own files in the generic format, else the
-  real hourly BTCUSDT files of a development checkout (``../shared/data/real``), else the bundled
+  real hourly BTCUSDT files in a folder the caller names (``real_dir`` or ``$LIQLAB_REAL_DATA``), else the bundled
   synthetic sample aggregated to hours, and says which one it used;
 * :func:`calibrate` puts a predictor on the realized scale with the log-line fitted on the
   training span only (the line the out-of-sample R² scores), so both can share an axis;
@@ -39,7 +39,7 @@ class ScoringData:
     market
         The market with realized liquidations.
     source
-        ``"files"`` (the user's), ``"real"`` (the shared real hourly data) or ``"sample"``.
+        ``"files"`` (the user's), ``"real"`` (the real hourly BTCUSDT files) or ``"sample"``.
     split
         First time (or fraction) of the test span: calibrate before, score from it on.
     note
