@@ -5,17 +5,25 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8866
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-app
+TSTAMP := $(VENV)/.installed-test
 
-.PHONY: app test venv browser sample bench clean lab
+.PHONY: app test venv browser sample bench bundle clean lab
 
+# liqlab with everything the apps use: exchanges (ccxt), the dashboards (plotly, ipywidgets,
+# anywidget, Voila, JupyterLab) and market scans (Dask); versions pinned by constraints.txt
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all]"
 	touch $(STAMP)
 
-venv: $(STAMP)
+# ... plus the test tools
+$(TSTAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(TSTAMP)
+
+venv: $(TSTAMP)
 
 # Debian's chromium for the real-browser tests (never a downloaded browser build).
 browser:
@@ -29,13 +37,13 @@ app: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-test: $(STAMP) browser
+test: $(TSTAMP) browser
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 sample: $(STAMP)
 	$(PY) -m liqlab.sim.sample --out liqlab/sim/sample_data
 
-bench: $(STAMP)
+bench: $(TSTAMP)
 	$(PY) benchmarks/run.py
 
 clean:
