@@ -190,8 +190,8 @@ def coarse_grid(
 
     Blocks are evenly spaced in price and in time: plotly.js draws a heatmap whose cells are evenly
     spaced as a canvas of one pixel per cell, scaled by the browser; any other heatmap it paints
-    pixel by pixel at the plot's full size and encodes as a PNG on every redraw (36 ms against 7
-    for the dashboard's hover grid, in a CPU profile). Rows go in blocks of equal count (the price
+    pixel by pixel at the plot's full size and encodes as a PNG on every redraw, several times
+    slower. Rows go in blocks of equal count (the price
     bins are even; the last block may hold fewer, its centre stays on the regular grid). Time is cut into equal
     spans, each holding the columns whose middle falls in it: display columns may hold unequal
     numbers of candles, and a gap in the data leaves spans with no column (NaN: no hover).

@@ -105,7 +105,7 @@ def allow_tick_label_overflow(fig) -> None:
     """Let every axis draw its tick labels without checking each against the figure's edges.
 
     By default plotly.js hides labels that would overflow the figure, measuring every label (a forced
-    browser layout each, ~60 ms of the explorer's first draw and part of every redraw); these figures
+    browser layout each, a large part of a first draw and of every redraw); these figures
     keep fixed margins with room for their labels.
     """
     fig.update_xaxes(ticklabeloverflow="allow")
