@@ -6,6 +6,12 @@ names are reachable from the top level::
     import liqlab
     market = liqlab.load_sample("BTCUSDT")
     result = liqlab.compute_heatmap(market, mix="balanced")
+    liqlab.heatmap_figure(result, market)
+
+The layers, bottom up: :mod:`liqlab.core` (market contract, brackets, leverage, engine),
+:mod:`liqlab.sources` and :mod:`liqlab.sim` (data in), :mod:`liqlab.evaluate` (scorecard),
+:mod:`liqlab.viz` (figures), :mod:`liqlab.apps` (widget components), :mod:`liqlab.serve`
+(Voila apps) and :mod:`liqlab.cli`. Each imports only the layers below it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ _LAZY = {
     "liquidation_price": "liqlab.core.brackets",
     "scorecard": "liqlab.evaluate.validation",
     "load_market_file": "liqlab.sources.csv_files",
+    "heatmap_figure": "liqlab.viz.heatmap",
+    "liquidation_map_figure": "liqlab.viz.liqmap",
+    "explorer_figure": "liqlab.viz.explorer",
 }
 
 __all__ = ["Market", "MarketDataError", "make_market", "__version__", *_LAZY]
