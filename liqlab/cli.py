@@ -13,7 +13,7 @@ import sys
 
 # Each module exposes ``register(subparsers)`` adding its sub-commands; each sub-command sets
 # ``func(args) -> int`` as its default.
-COMMAND_MODULES = ("liqlab.cli_model", "liqlab.cli_data", "liqlab.cli_app")
+COMMAND_MODULES = ("liqlab.cli_model", "liqlab.cli_data", "liqlab.cli_app", "liqlab.cli_history")
 
 
 class CommandError(Exception):

@@ -38,8 +38,10 @@ import re
 import socket
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
+import zipfile
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -292,13 +294,18 @@ class ArchiveDownloader:
         self.downloads = 0
         self.reused = 0
         self.bytes = 0
+        self._lock = threading.Lock()
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
 
     def url(self, f: ArchiveFile) -> str:
         return f"{self.root_url}/{f.relpath}"
 
     # -- one request ------------------------------------------------------------------------
     def _open(self, url: str):
-        self.requests += 1
+        self._count("requests")
         try:
             return urllib.request.urlopen(url, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
@@ -321,7 +328,7 @@ class ArchiveDownloader:
             except _ChecksumMismatch as exc:
                 last = exc
             if attempt < self.policy.retries:
-                self.retries += 1
+                self._count("retries")
                 self.policy.sleep(self.policy.delay(attempt + 1))
         assert last is not None
         if isinstance(last, _ChecksumMismatch):
@@ -349,6 +356,7 @@ class ArchiveDownloader:
                 digest = hashlib.sha256()
                 size = 0
                 with os.fdopen(fd, "wb") as out, self._open(self.url(f)) as resp:
+                    declared = resp.headers.get("Content-Length")
                     while True:
                         chunk = resp.read(1 << 16)
                         if not chunk:
@@ -356,11 +364,13 @@ class ArchiveDownloader:
                         digest.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
+                if declared is not None and declared.isdigit() and size < int(declared):
+                    raise http.client.IncompleteRead(b"", int(declared) - size)
                 got = digest.hexdigest()
                 if got != expected:
                     raise _ChecksumMismatch(f"expected {expected[:12]}..., got {got[:12]}...")
                 os.replace(tmp, target)
-                self.bytes += size
+                self._count("bytes", size)
             except BaseException:
                 try:
                     os.unlink(tmp)
@@ -369,7 +379,7 @@ class ArchiveDownloader:
                 raise
 
         self._retrying(f.name, get)
-        self.downloads += 1
+        self._count("downloads")
 
     def fetch_one(self, f: ArchiveFile) -> Path | None:
         """The verified local copy of ``f``; None when the archive has no such file."""
@@ -377,7 +387,7 @@ class ArchiveDownloader:
         try:
             expected = self._checksum(f)
             if target.exists() and _sha256(target) == expected:
-                self.reused += 1
+                self._count("reused")
                 return target
             self._download(f, target, expected)
         except _Missing:
@@ -412,7 +422,7 @@ class _ChecksumMismatch(Exception):
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, http.client.IncompleteRead):
-        return f"the connection closed after {len(exc.partial)} bytes, the file is truncated"
+        return f"the connection closed {exc.expected} bytes short of the announced size, the file is truncated"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "no answer within the timeout"
     if isinstance(exc, urllib.error.URLError):
@@ -495,8 +505,24 @@ def _parse_one(f: ArchiveFile, path: Path, *, contract: str, contract_size: floa
     if f.kind == "fundingRate":
         s = read_funding_rate(path)
         return {("funding", None): pd.DataFrame({"timestamp": s.index, "funding_rate": s.to_numpy()})}
+    if _header_only(path):
+        # a day without liquidations: the file holds the header row alone
+        return {("liquidations", None): pd.DataFrame({"timestamp": [], "side": [], "price": [], "notional": []})}
     events = read_liquidation_snapshot(path, contract=contract, contract_size=contract_size)
     return {("liquidations", None): events[["timestamp", "side", "price", "notional"]]}
+
+
+def _header_only(path: Path) -> bool:
+    """True when the zip's CSV holds at most a header row (the readers then refuse it)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+            if len(names) != 1:
+                return False
+            lines = [ln for ln in archive.read(names[0]).decode("utf-8", "replace").splitlines() if ln.strip()]
+    except zipfile.BadZipFile:
+        return False  # the reader says what is wrong
+    return len(lines) == 0 or (len(lines) == 1 and not lines[0].strip()[:1].isdigit())
 
 
 def _inside(index: pd.DatetimeIndex, lo: int, hi: int) -> np.ndarray:
@@ -596,28 +622,11 @@ def download_archive(
         return report
 
     downloader = ArchiveDownloader(root, store.root / STAGING_DIR, workers=workers, policy=policy, timeout=timeout)
-    bar = _progress_bar(len(todo), f"{symbol_id} archive", progress)
     try:
-        fetched = downloader.fetch(todo, bar)
-        # a monthly klines file not published (the current month, or a gap): try its days
-        fallback = [d for f, p in fetched.items() if p is None and f.kind == "klines" and f.cadence == "monthly"
-                    for d in daily_files(f, symbol_id, interval)]
-        if fallback:
-            if bar is not None:
-                bar.total += len(fallback)
-                bar.refresh()
-            for f in [f for f, p in fetched.items() if p is None and f.kind == "klines" and f.cadence == "monthly"]:
-                del fetched[f]
-            fetched.update(downloader.fetch(fallback, bar))
-    finally:
-        if bar is not None:
-            bar.close()
-        report.requests, report.retries = downloader.requests, downloader.retries
-        report.downloads, report.reused, report.bytes = downloader.downloads, downloader.reused, downloader.bytes
-    report.missing = sorted(f.name for f, p in fetched.items() if p is None)
-    present = {f: p for f, p in fetched.items() if p is not None}
-
-    frames = parse_files(present, contract=contract, contract_size=size)
+        present = _fetch_all(downloader, todo, symbol_id, interval, progress, report)
+        frames = parse_files(present, contract=contract, contract_size=size)
+    except ArchiveError as exc:
+        raise ArchiveError(f"{exc}; nothing was imported, the store is unchanged") from None
     covered: dict[tuple[str, str | None], list[tuple[int, int]]] = {}
     for f in present:
         for key in _store_kinds(f.kind, interval):
@@ -635,6 +644,32 @@ def download_archive(
             except FileNotFoundError:
                 pass
     return report
+
+
+def _fetch_all(downloader: ArchiveDownloader, todo: list[ArchiveFile], symbol_id: str, interval: str,
+               progress: bool | None, report: ArchiveReport) -> dict[ArchiveFile, Path]:
+    """Download and verify ``todo`` (monthly klines the archive lacks are retried as daily files)."""
+    bar = _progress_bar(len(todo), f"{symbol_id} archive", progress)
+    try:
+        fetched = downloader.fetch(todo, bar)
+        # a monthly klines file not published (the current month, or a gap): try its days
+        fallback = [d for f, p in fetched.items() if p is None and f.kind == "klines" and f.cadence == "monthly"
+                    for d in daily_files(f, symbol_id, interval)]
+        if fallback:
+            if bar is not None:
+                bar.total += len(fallback)
+                bar.refresh()
+            for f in [f for f, p in fetched.items() if p is None and f.kind == "klines" and f.cadence == "monthly"]:
+                del fetched[f]
+                report.notes.append(f"{f.name} is not in the archive; its days were fetched as daily files")
+            fetched.update(downloader.fetch(fallback, bar))
+    finally:
+        if bar is not None:
+            bar.close()
+        report.requests, report.retries = downloader.requests, downloader.retries
+        report.downloads, report.reused, report.bytes = downloader.downloads, downloader.reused, downloader.bytes
+    report.missing = sorted(f.name for f, p in fetched.items() if p is None)
+    return {f: p for f, p in fetched.items() if p is not None}
 
 
 def _progress_bar(total: int, desc: str, enabled: bool | None):
