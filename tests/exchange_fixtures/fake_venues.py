@@ -59,7 +59,7 @@ class _Server:
                 params = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
                 with owner._lock:
                     owner.requests.append((parsed.path, params))
-                    owner.headers_seen.append(dict(self.headers))
+                    owner.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
                     queue = owner.faults.get(parsed.path) or []
                     fault = queue.pop(0) if queue else None
                 if fault == "429":
@@ -67,7 +67,7 @@ class _Server:
                 elif fault == "500":
                     status, body, headers = 500, {"error": "internal"}, {}
                 else:
-                    status, body, headers = owner.route(parsed.path, params, dict(self.headers))
+                    status, body, headers = owner.route(parsed.path, params, owner.headers_seen[-1])
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
