@@ -89,3 +89,23 @@ def test_unsupported_period_and_cli(tmp_path, capsys):
                      "--data-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("bybit BTC/USDT:USDT open interest (1h): stored 2 rows from 127.0.0.1")
+
+
+def test_okx_recent_liquidations_convert_contracts(tmp_path, capsys):
+    from liqlab.sources.okx_liquidations import fetch_okx_liquidations
+
+    store = Store(tmp_path)
+    with FakeOkx(now_ms=NOW) as srv:
+        report = fetch_okx_liquidations("BTC-USDT-SWAP", store=store, api_url=srv.url, policy=FAST)
+        pages = srv.paths("/api/v5/public/liquidation-orders")
+        assert main(["okx-liquidations", "BTC/USD:BTC", "--api-url", srv.url, "--data-dir", str(tmp_path)]) == 0
+    assert pages[0] == {"instType": "SWAP", "instFamily": "BTC-USDT", "state": "filled", "limit": "100"}
+    assert pages[1]["after"] == "1714521600000" and len(pages) == 2  # the second page is empty
+    events = store.read_liquidations("okx", "BTC/USDT:USDT")
+    # 3 and 250 contracts of 0.01 BTC at the bankruptcy price; posSide is the side liquidated
+    assert events["side"].tolist() == ["short", "long"]
+    assert events["notional"].tolist() == [3 * 0.01 * 40200.0, 250 * 0.01 * 40100.5]
+    assert report.events == 2 and "converted from contracts" in report.message
+    inverse = store.read_liquidations("okx", "BTC/USD:BTC")
+    assert inverse["side"].tolist() == ["long"] and inverse["notional"].tolist() == [700.0]  # 7 x 100 USD
+    assert "okx BTC/USD:BTC: 1 recent liquidation(s)" in capsys.readouterr().out

@@ -173,6 +173,10 @@ OKX_LIQUIDATIONS = [
         {"bkLoss": "0", "bkPx": "40200.0", "ccy": "", "posSide": "short", "side": "buy", "sz": "3",
          "time": "1714521600000", "ts": "1714521600000"},
     ], "instFamily": "BTC-USDT", "instId": "BTC-USDT-SWAP", "instType": "SWAP", "totalLoss": "0", "uly": "BTC-USDT"},
+    {"details": [
+        {"bkLoss": "0", "bkPx": "40300.0", "ccy": "", "posSide": "net", "side": "sell", "sz": "7",
+         "time": "1714521720000", "ts": "1714521720000"},
+    ], "instFamily": "BTC-USD", "instId": "BTC-USD-SWAP", "instType": "SWAP", "totalLoss": "0", "uly": "BTC-USD"},
 ]
 
 
@@ -205,7 +209,13 @@ class FakeOkx(_Server):
             if q.get("instType") != "SWAP" or q.get("state") != "filled":
                 return 200, {"code": "51000", "data": [], "msg": "Parameter instType error"}, {}
             family = q.get("instFamily") or q.get("uly")
-            return ok([d for d in OKX_LIQUIDATIONS if d["instFamily"] == family])
+            after = int(q.get("after", 2**62))  # older than this ts
+            out = []
+            for group in OKX_LIQUIDATIONS:
+                details = [d for d in group["details"] if int(d["ts"]) < after]
+                if group["instFamily"] == family and details:
+                    out.append({**group, "details": details})
+            return ok(out)
         return 404, {"code": "50030", "data": [], "msg": f"unknown path {path}"}, {}
 
 
