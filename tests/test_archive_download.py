@@ -49,7 +49,7 @@ def ls(d: str) -> str:
 
 @pytest.fixture()
 def archive(tmp_path):
-    with FakeArchive(tmp_path / "archive", slow_seconds=0.5) as arc:
+    with FakeArchive(tmp_path / "archive", slow_seconds=1.5) as arc:
         yield arc
 
 
@@ -146,24 +146,25 @@ def test_wrong_checksum_fails_in_one_sentence_and_leaves_the_store_as_it_was(arc
     fill_three_days(archive)
     store_dir = tmp_path / "store"
     base = ["archive", "binanceusdm", "BTCUSDT", "--archive-url", archive.url, "--data-dir", str(store_dir),
-            "--retries", "0"]
+            "--retries", "0", "--workers", "1"]
     assert main(base + ["--since", "2024-03-30", "--until", "2024-03-30"]) == 0
     before = snapshot_of(store_dir)
     assert len(before) == 5
-    good = (archive.root / kl("2024-03-31")).read_bytes()
-    archive.add(kl("2024-03-31"), "", raw=good, checksum="0" * 64)
+    good = (archive.root / mt("2024-04-01")).read_bytes()
+    archive.add(mt("2024-04-01"), "", raw=good, checksum="0" * 64)
     capsys.readouterr()
     code = main(base + ["--since", "2024-03-30", "--until", "2024-04-01"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
-    assert err.startswith("liqlab archive: BTCUSDT-5m-2024-03-31.zip: checksum does not match its .CHECKSUM file")
+    assert err.startswith("liqlab archive: BTCUSDT-metrics-2024-04-01.zip: checksum does not match its .CHECKSUM file")
     assert err.endswith("nothing was imported, the store is unchanged")
     assert snapshot_of(store_dir) == before
-    # the files verified before the failure wait in staging: the next run downloads only the fixed one
-    archive.add(kl("2024-03-31"), "", raw=good)
+    # the two klines files verified before the failure wait in staging: the next run downloads only the fixed file
+    archive.add(mt("2024-04-01"), "", raw=good)
     archive.reset()
     assert main(base + ["--since", "2024-03-30", "--until", "2024-04-01"]) == 0
-    assert archive.zip_requests() == ["/" + kl("2024-03-31")]
+    assert archive.zip_requests() == ["/" + mt("2024-04-01")]
+    assert "1 downloaded (0.0 MB) and 2 reused from an earlier run" in capsys.readouterr().out
     assert len(Store(store_dir).read("binanceusdm", SYM, "ohlcv", "5m")) == 3 * 288
 
 
@@ -198,7 +199,7 @@ def test_a_slow_answer_and_a_server_error_are_retried(archive, tmp_path):
     archive.faults["/" + kl("2024-03-30")] = ["slow"]
     archive.faults["/" + kl("2024-03-30") + ".CHECKSUM"] = ["500"]
     report = download_archive("binanceusdm", "BTCUSDT", since="2024-03-30", until="2024-03-30", kinds=["klines"],
-                              archive_url=archive.url, store=Store(tmp_path), policy=FAST, timeout=0.2, today=TODAY)
+                              archive_url=archive.url, store=Store(tmp_path), policy=FAST, timeout=0.5, today=TODAY)
     assert report.retries == 2 and report.downloads == 1 and report.rows == {"ohlcv": 288}
 
 
