@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from liqlab.sources.archive_download import download_archive  # noqa: E402
-from liqlab.sources.export import stored_market  # noqa: E402
-from liqlab.sources.loader import read_market  # noqa: E402
-from liqlab.sources.store import Store  # noqa: E402
-from tests.exchange_fixtures.fake_archive import FakeArchive, build_year  # noqa: E402
+from liqlab.sources.archive_download import download_archive
+from liqlab.sources.export import stored_market
+from liqlab.sources.loader import read_market
+from liqlab.sources.store import Store
+from tests.exchange_fixtures.fake_archive import FakeArchive, build_year
 
 YEAR = 2024
 KINDS = ("klines", "metrics", "fundingRate")

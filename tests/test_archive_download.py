@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 
 from liqlab.cli import main
-from liqlab.sources.archive_download import ArchiveError, archive_symbol, download_archive, plan_files
+from liqlab.sources.archive_download import (
+    ArchiveError,
+    archive_symbol,
+    download_archive,
+    plan_files,
+)
 from liqlab.sources.exchange import RetryPolicy
 from liqlab.sources.store import Store
 from tests.exchange_fixtures.fake_archive import (

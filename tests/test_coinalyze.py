@@ -6,9 +6,17 @@ import pandas as pd
 import pytest
 
 from liqlab.cli import main
-from liqlab.sources.coinalyze import CoinalyzeClient, CoinalyzeError, fetch_coinalyze_history
+from liqlab.sources.coinalyze import (
+    CoinalyzeClient,
+    CoinalyzeError,
+    fetch_coinalyze_history,
+)
 from liqlab.sources.store import Store
-from tests.exchange_fixtures.fake_venues import FakeCoinalyze, coinalyze_liq, coinalyze_oi
+from tests.exchange_fixtures.fake_venues import (
+    FakeCoinalyze,
+    coinalyze_liq,
+    coinalyze_oi,
+)
 
 KEY = "test-key"
 NOW_S = 1714521600 + 10 * 86400 + 1800  # 2024-05-11 00:30 UTC

@@ -12,7 +12,13 @@ from liqlab.cli import main
 from liqlab.sources.csv_files import load_market_file
 from liqlab.sources.export import ExportError, export_market, stored_market
 from liqlab.sources.store import Store
-from tests.exchange_fixtures.fake_archive import FakeArchive, klines_csv, metrics_csv, ms, oi_value_at
+from tests.exchange_fixtures.fake_archive import (
+    FakeArchive,
+    klines_csv,
+    metrics_csv,
+    ms,
+    oi_value_at,
+)
 
 EX, SYM = "binanceusdm", "BTC/USDT:USDT"
 

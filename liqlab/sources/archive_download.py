@@ -42,17 +42,22 @@ import threading
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from liqlab.market import MarketDataError
-from liqlab.sources.binance_archive import read_funding_rate, read_klines, read_liquidation_snapshot, read_metrics
+from liqlab.sources.binance_archive import (
+    read_funding_rate,
+    read_klines,
+    read_liquidation_snapshot,
+    read_metrics,
+)
 from liqlab.sources.exchange import RetryPolicy
 from liqlab.sources.store import Store
 

@@ -29,8 +29,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -38,8 +38,15 @@ import pandas as pd
 from liqlab.market import MarketDataError
 from liqlab.sources.store import Store, to_ms
 
-__all__ = ["CoinalyzeClient", "CoinalyzeError", "CoinalyzeReport", "INTERVALS", "VENUE_NAMES",
-           "fetch_coinalyze_history", "store_exchange"]
+__all__ = [
+    "INTERVALS",
+    "VENUE_NAMES",
+    "CoinalyzeClient",
+    "CoinalyzeError",
+    "CoinalyzeReport",
+    "fetch_coinalyze_history",
+    "store_exchange",
+]
 
 BASE_URL = "https://api.coinalyze.net/v1"
 KEY_ENV = "COINALYZE_API_KEY"

@@ -9,7 +9,7 @@ Alignment, all backward-looking so that no row holds anything from after its can
 
 * open interest and the ratios are snapshots stamped with the time they were taken. A candle
   ``[t, t + step)`` gets the latest snapshot stamped at or before its close ``t + step``, and
-  only if that snapshot is at most ``max(step, 1h)`` old; otherwise the candle is left out (a gap
+  only if that snapshot is at most ``max(step, period, 1h)`` old; otherwise the candle is left out (a gap
   in the file, reported) rather than given a stale value. One-minute candles with 5-minute open
   interest therefore carry the snapshot of 00:05 on the candle 00:04-00:05 and the one of 00:00 on
   the candles 00:00-00:04;
@@ -30,10 +30,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liqlab.market import LIQUIDATION_COLUMNS, Market, MarketDataError, make_market, timeframe_to_timedelta
+from liqlab.market import (
+    LIQUIDATION_COLUMNS,
+    Market,
+    MarketDataError,
+    make_market,
+    timeframe_to_timedelta,
+)
 from liqlab.sources.store import Store, safe_name, to_ms
 
-__all__ = ["ExportReport", "export_market", "stored_market", "stored_symbol", "LOWER_BOUND_SOURCES"]
+__all__ = ["LOWER_BOUND_SOURCES", "ExportReport", "export_market", "stored_market", "stored_symbol"]
 
 RATIO_COLUMNS = ("top_trader_account_ratio", "top_trader_position_ratio", "taker_buy_sell_ratio")
 #: Venues whose stored liquidations undercount: Binance's forceOrder stream (and its archive
@@ -106,9 +112,9 @@ def stored_symbol(store: Store, exchange: str, symbol: str) -> str:
 def _periods(store: Store, exchange: str, symbol: str, kind: str) -> list[str]:
     out = []
     for entry in store.entries():
-        if entry.kind == kind and safe_name(entry.exchange) == safe_name(exchange) and entry.symbol == symbol:
-            if entry.period:
-                out.append(entry.period)
+        same = entry.kind == kind and safe_name(entry.exchange) == safe_name(exchange) and entry.symbol == symbol
+        if same and entry.period:
+            out.append(entry.period)
     return out
 
 
@@ -176,7 +182,7 @@ def stored_market(
     if period is None:
         raise ExportError(f"{where}: no open interest stored; import the archive's metrics or run `liqlab oi-history`")
     pstep = int(timeframe_to_timedelta(period).total_seconds() * 1000)
-    tol = max(step, 3_600_000)
+    tol = max(step, pstep, 3_600_000)
     opens = pd.DatetimeIndex(candles["timestamp"]).as_unit("ms").asi8
     closes = opens + step
     oi = store.read(exchange, symbol, "open_interest", period, lo - tol, hi + step)

@@ -27,7 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from liqlab.market import MarketDataError, align_liquidations, events_to_bars, timeframe_to_timedelta
+from liqlab.market import (
+    MarketDataError,
+    align_liquidations,
+    events_to_bars,
+    timeframe_to_timedelta,
+)
 from liqlab.sources.coinalyze import store_exchange
 from liqlab.sources.export import ExportError, pick_period, stored_symbol
 from liqlab.sources.store import Store, safe_name, to_ms

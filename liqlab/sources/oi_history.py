@@ -40,7 +40,7 @@ from liqlab.sources.exchange import (
 )
 from liqlab.sources.store import Store, to_ms
 
-__all__ = ["OIHistoryReport", "PERIODS", "RETENTION_ROWS", "fetch_oi_history", "normalise_oi"]
+__all__ = ["PERIODS", "RETENTION_ROWS", "OIHistoryReport", "fetch_oi_history", "normalise_oi"]
 
 #: Periods each venue's history endpoint accepts (ccxt timeframe strings).
 PERIODS = {"bybit": ("5m", "15m", "30m", "1h", "4h", "1d"), "okx": ("5m", "1h", "1d")}

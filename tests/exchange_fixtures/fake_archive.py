@@ -116,7 +116,7 @@ class FakeArchive:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):  # noqa: N802 (http.server API)
+            def do_GET(self):
                 owner._handle(self)
 
             def log_message(self, *args):
@@ -135,7 +135,7 @@ class FakeArchive:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "FakeArchive":
+    def __enter__(self) -> FakeArchive:
         self._thread.start()
         return self
 
