@@ -261,3 +261,26 @@ def test_archive_url_from_the_environment(archive, tmp_path, monkeypatch):
     report = download_archive("binanceusdm", "BTCUSDT", since="2024-03-30", until="2024-03-30", kinds=["klines"],
                               store=Store(tmp_path), policy=FAST, today=TODAY)
     assert report.archive_url == archive.url and report.downloads == 1
+
+
+def test_coin_m_contracts_become_usd_and_real_snapshot_rows_import(archive, tmp_path, real_data):
+    cm = "data/futures/cm/daily"
+    text = (real_data / "BTCUSD_PERP-liquidationSnapshot-2024-10-01.head.csv").read_text()
+    archive.add(f"{cm}/liquidationSnapshot/BTCUSD_PERP/BTCUSD_PERP-liquidationSnapshot-2024-10-01.zip", text)
+    archive.add(f"{cm}/metrics/BTCUSD_PERP/BTCUSD_PERP-metrics-2024-10-01.zip",
+                "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
+                "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio\n"
+                "2024-10-01 00:05:00,BTCUSD_PERP,3500000,5500.5,1.1,1.2,1.3,0.9\n")
+    store = Store(tmp_path)
+    report = download_archive("binancecoinm", "BTC/USD:BTC", since="2024-10-01", until="2024-10-01",
+                              kinds=["metrics", "liquidationSnapshot"], archive_url=archive.url, store=store,
+                              policy=FAST, today=TODAY)
+    assert report.missing == [] and report.rows["open_interest"] == 1
+    oi = store.read("binancecoinm", "BTC/USD:BTC", "open_interest", "5m")
+    assert oi["open_interest_value"].tolist() == [3_500_000 * 100.0]  # contracts of 100 USD
+    # the real file's doubled rows are one event each; SELL = a long liquidated; quantity x 100 USD
+    lines = [ln.split(",") for ln in text.splitlines()[1:]]
+    unique = list(dict.fromkeys(tuple(x) for x in lines))
+    events = store.read_liquidations("binancecoinm", "BTC/USD:BTC")
+    assert events["side"].tolist() == ["long" if x[1] == "SELL" else "short" for x in unique]
+    assert events["notional"].tolist() == [float(x[9]) * 100.0 for x in unique]
