@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     a.add_argument("--retries", type=int, default=3, help="retries of a failed download (default 3)")
     a.add_argument("--timeout", type=float, default=30.0, help="seconds before a silent request fails (default 30)")
     a.add_argument("--keep-downloads", action="store_true", help="keep the verified zips after importing them")
+    a.add_argument("--recheck", action="store_true",
+                   help="also compare the checksums of files already imported and import re-published ones again")
     _data_dir(a)
     a.set_defaults(func=cmd_archive)
 
@@ -104,7 +106,7 @@ def cmd_archive(args) -> int:
         kinds=[k for k in args.kinds.split(",") if k.strip()], interval=args.interval,
         archive_url=args.archive_url, store=_store(args), workers=args.workers,
         policy=RetryPolicy(retries=max(0, args.retries), base_delay=0.5, max_delay=10.0),
-        timeout=args.timeout, keep_downloads=args.keep_downloads,
+        timeout=args.timeout, keep_downloads=args.keep_downloads, recheck=args.recheck,
     )
     print(report.message)
     return 0

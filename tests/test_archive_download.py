@@ -284,3 +284,27 @@ def test_coin_m_contracts_become_usd_and_real_snapshot_rows_import(archive, tmp_
     events = store.read_liquidations("binancecoinm", "BTC/USD:BTC")
     assert events["side"].tolist() == ["long" if x[1] == "SELL" else "short" for x in unique]
     assert events["notional"].tolist() == [float(x[9]) * 100.0 for x in unique]
+
+
+def test_recheck_imports_a_republished_day_again(archive, tmp_path):
+    day = ms(date(2024, 3, 30))
+    archive.add(kl("2024-03-30"), klines_csv(day, 288))
+    store = Store(tmp_path)
+    args = dict(since="2024-03-30", until="2024-03-30", kinds=["klines"], archive_url=archive.url, store=store,
+                policy=FAST, today=TODAY)
+    download_archive("binanceusdm", "BTCUSDT", **args)
+    # the archive re-publishes the day with the first candle's close corrected
+    lines = klines_csv(day, 288).splitlines()
+    cells = lines[1].split(",")
+    cells[4] = "12345.6"
+    archive.add(kl("2024-03-30"), "\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    plain = download_archive("binanceusdm", "BTCUSDT", **args)
+    assert plain.downloads == 0 and plain.requests == 0
+    assert store.read("binanceusdm", SYM, "ohlcv", "5m")["close"].iloc[0] == price_at(day + 300_000)
+    rechecked = download_archive("binanceusdm", "BTCUSDT", recheck=True, **args)
+    assert rechecked.republished == ["BTCUSDT-5m-2024-03-30.zip"] and rechecked.downloads == 1
+    assert "re-published since imported, imported again: BTCUSDT-5m-2024-03-30.zip" in rechecked.message
+    closes = store.read("binanceusdm", SYM, "ohlcv", "5m")["close"]
+    assert closes.iloc[0] == 12345.6 and len(closes) == 288
+    again = download_archive("binanceusdm", "BTCUSDT", recheck=True, **args)
+    assert again.republished == [] and again.downloads == 0 and again.requests == 1  # one checksum asked

@@ -31,19 +31,13 @@ Quirks normalised here, on import:
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import json
 import os
 import re
-import socket
 import sys
 import tempfile
-import threading
-import urllib.error
-import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -52,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from liqlab.market import MarketDataError
+from liqlab.sources.archive_fetch import ArchiveDownloader, ArchiveError
 from liqlab.sources.binance_archive import (
     read_funding_rate,
     read_klines,
@@ -76,8 +71,9 @@ METRICS_PERIOD = "5m"
 #: Last day of USD-M liquidationSnapshot files in the archive.
 USDM_SNAPSHOT_END = date(2024, 3, 31)
 STAGING_DIR = "_archive"
+#: Checksums of the files imported so far, by archive path (``--recheck`` compares against them).
+MANIFEST = "imported.json"
 _QUOTES = ("USDT", "USDC", "BUSD", "FDUSD")
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _MS_PER_DAY = 86_400_000
 # store kinds each archive kind writes (the first one is the "main" kind)
 STORE_KINDS: dict[str, tuple[tuple[str, str | None], ...]] = {
@@ -86,10 +82,6 @@ STORE_KINDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "fundingRate": (("funding", None),),
     "liquidationSnapshot": (("liquidations", None),),
 }
-
-
-class ArchiveError(MarketDataError):
-    """A download or import that failed; the message names the file and the reason."""
 
 
 def default_archive_url() -> str:
@@ -240,6 +232,7 @@ class ArchiveReport:
     retries: int = 0
     bytes: int = 0
     missing: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -247,200 +240,21 @@ class ArchiveReport:
     def message(self) -> str:
         """One paragraph for people (the CLI prints it)."""
         head = f"{self.exchange} {self.symbol} {self.since}..{self.until}"
-        if self.planned == self.already_stored and not self.missing:
+        if self.planned == self.already_stored and not self.missing and not self.republished:
             text = f"{head}: all {self.planned} archive file(s) already in the store; nothing downloaded"
         else:
             rows = ", ".join(f"{n} {k}" for k, n in self.rows.items()) or "no"
             text = (f"{head}: {self.planned} archive file(s), {self.already_stored} already stored, "
                     f"{self.downloads} downloaded ({self.bytes / 1e6:.1f} MB) and {self.reused} reused from "
                     f"an earlier run, from {self.archive_url}; imported {rows} rows")
+        if self.republished:
+            text += f"; re-published since imported, imported again: {', '.join(self.republished)}"
         if self.missing:
             shown = ", ".join(self.missing[:5]) + (f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else "")
             text += f"; not in the archive, left as gaps: {shown}"
         if self.notes:
             text += "; " + "; ".join(self.notes)
         return text
-
-
-class _Missing(Exception):
-    """HTTP 404: the archive has no such file."""
-
-
-_RETRYABLE = (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException)
-
-
-class ArchiveDownloader:
-    """Fetch and verify archive zips into a staging folder, a few at a time, with retries.
-
-    Parameters
-    ----------
-    root_url
-        The archive root (the folder that holds ``data/``).
-    staging
-        Where verified zips wait until they are imported (same file system as the store).
-    workers
-        Files downloaded at once.
-    policy
-        Retries of a failed request (timeouts, dropped connections, 5xx, 429, truncated bodies,
-        checksum mismatches) with exponential backoff.
-    timeout
-        Seconds before a silent connection counts as failed.
-    """
-
-    def __init__(self, root_url: str, staging: Path, *, workers: int = 8, policy: RetryPolicy | None = None,
-                 timeout: float = 30.0) -> None:
-        self.root_url = root_url.rstrip("/")
-        self.staging = Path(staging)
-        self.workers = max(1, int(workers))
-        self.policy = policy or RetryPolicy(retries=3, base_delay=0.5, max_delay=10.0)
-        self.timeout = float(timeout)
-        self.requests = 0
-        self.retries = 0
-        self.downloads = 0
-        self.reused = 0
-        self.bytes = 0
-        self._lock = threading.Lock()
-
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + n)
-
-    def url(self, f: ArchiveFile) -> str:
-        return f"{self.root_url}/{f.relpath}"
-
-    # -- one request ------------------------------------------------------------------------
-    def _open(self, url: str):
-        self._count("requests")
-        try:
-            return urllib.request.urlopen(url, timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            if exc.code == 404:
-                raise _Missing() from None
-            if exc.code in (408, 418, 425, 429) or exc.code >= 500:
-                raise ConnectionError(f"HTTP {exc.code}") from None
-            raise ArchiveError(f"{url.rsplit('/', 1)[-1]}: the archive refused the request (HTTP {exc.code})") from None
-
-    def _retrying(self, what: str, action: Callable[[], object]):
-        last: Exception | None = None
-        for attempt in range(self.policy.retries + 1):
-            try:
-                return action()
-            except (_Missing, ArchiveError):
-                raise
-            except _RETRYABLE as exc:
-                last = exc
-            except _ChecksumMismatch as exc:
-                last = exc
-            if attempt < self.policy.retries:
-                self._count("retries")
-                self.policy.sleep(self.policy.delay(attempt + 1))
-        assert last is not None
-        if isinstance(last, _ChecksumMismatch):
-            raise ArchiveError(f"{what}: checksum does not match its .CHECKSUM file ({last}) after "
-                               f"{self.policy.retries + 1} attempt(s)") from None
-        reason = _reason(last)
-        raise ArchiveError(f"{what}: download failed after {self.policy.retries + 1} attempt(s) ({reason})") from None
-
-    def _checksum(self, f: ArchiveFile) -> str:
-        def get() -> str:
-            with self._open(self.url(f) + ".CHECKSUM") as resp:
-                text = resp.read().decode("ascii", "replace")
-            token = (text.split() or [""])[0]
-            if not _HEX64.match(token):
-                raise ArchiveError(f"{f.name}.CHECKSUM: not a SHA-256 checksum file (starts {text[:40]!r})")
-            return token.lower()
-
-        return self._retrying(f"{f.name}.CHECKSUM", get)
-
-    def _download(self, f: ArchiveFile, target: Path, expected: str) -> None:
-        def get() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".part-", dir=target.parent)
-            try:
-                digest = hashlib.sha256()
-                size = 0
-                with os.fdopen(fd, "wb") as out, self._open(self.url(f)) as resp:
-                    declared = resp.headers.get("Content-Length")
-                    while True:
-                        chunk = resp.read(1 << 16)
-                        if not chunk:
-                            break
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-                if declared is not None and declared.isdigit() and size < int(declared):
-                    raise http.client.IncompleteRead(b"", int(declared) - size)
-                got = digest.hexdigest()
-                if got != expected:
-                    raise _ChecksumMismatch(f"expected {expected[:12]}..., got {got[:12]}...")
-                os.replace(tmp, target)
-                self._count("bytes", size)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-                raise
-
-        self._retrying(f.name, get)
-        self._count("downloads")
-
-    def fetch_one(self, f: ArchiveFile) -> Path | None:
-        """The verified local copy of ``f``; None when the archive has no such file."""
-        target = self.staging / f.relpath
-        try:
-            expected = self._checksum(f)
-            if target.exists() and _sha256(target) == expected:
-                self._count("reused")
-                return target
-            self._download(f, target, expected)
-        except _Missing:
-            return None
-        return target
-
-    def fetch(self, files: list[ArchiveFile], progress=None) -> dict[ArchiveFile, Path | None]:
-        """Fetch ``files`` concurrently; stops at the first failure and raises it."""
-        out: dict[ArchiveFile, Path | None] = {}
-        if not files:
-            return out
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = {pool.submit(self.fetch_one, f): f for f in files}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    exc = fut.exception()
-                    if exc is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise exc
-                    out[futures[fut]] = fut.result()
-                    if progress is not None:
-                        progress.update(1)
-        return out
-
-
-class _ChecksumMismatch(Exception):
-    pass
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, http.client.IncompleteRead):
-        return f"the connection closed {exc.expected} bytes short of the announced size, the file is truncated"
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "no answer within the timeout"
-    if isinstance(exc, urllib.error.URLError):
-        return f"cannot reach the archive: {exc.reason}"
-    return f"{type(exc).__name__}: {exc}".strip()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,6 +373,7 @@ def download_archive(
     policy: RetryPolicy | None = None,
     timeout: float = 30.0,
     keep_downloads: bool = False,
+    recheck: bool = False,
     progress: bool | None = None,
     today: date | None = None,
 ) -> ArchiveReport:
@@ -585,6 +400,9 @@ def download_archive(
         Concurrency, retries and per-request timeout of the downloads.
     keep_downloads
         Keep the verified zips in ``<store>/_archive`` after importing them.
+    recheck
+        Also ask the archive for the checksums of files already imported and import again those
+        whose checksum changed since (days the archive re-published).
     progress
         Show a tqdm progress bar (default: when stderr is a terminal).
 
@@ -623,11 +441,14 @@ def download_archive(
     coverage = {key: store.coverage(exchange, unified, key[0], key[1]) for key in keys}
     todo = [f for f in files if not _is_stored(f, interval, coverage)]
     report.already_stored = len(files) - len(todo)
-    if not todo:
-        return report
-
     downloader = ArchiveDownloader(root, store.root / STAGING_DIR, workers=workers, policy=policy, timeout=timeout)
+    manifest_path = store.root / STAGING_DIR / MANIFEST
     try:
+        if recheck:
+            todo += _republished([f for f in files if f not in todo], downloader, manifest_path, report)
+        if not todo:
+            report.requests, report.retries = downloader.requests, downloader.retries
+            return report
         present = _fetch_all(downloader, todo, symbol_id, interval, progress, report)
         frames = parse_files(present, contract=contract, contract_size=size)
     except ArchiveError as exc:
@@ -642,6 +463,7 @@ def download_archive(
         kind, period = key
         store.write(exchange, unified, kind, period, rows, covered=spans)
         report.rows[kind] = report.rows.get(kind, 0) + len(rows)
+    _save_manifest(manifest_path, {f.relpath: downloader.checksums[f] for f in present if f in downloader.checksums})
     if not keep_downloads:
         for path in present.values():
             try:
@@ -649,6 +471,41 @@ def download_archive(
             except FileNotFoundError:
                 pass
     return report
+
+
+def _load_manifest(path: Path) -> dict[str, str]:
+    try:
+        return dict(json.loads(path.read_text()).get("files", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _save_manifest(path: Path, updates: dict[str, str]) -> None:
+    """Merge ``updates`` into the manifest, written atomically (temporary file and rename)."""
+    if not updates:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = {**_load_manifest(path), **updates}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-manifest.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"files": files}, fh, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _republished(stored: list[ArchiveFile], downloader: ArchiveDownloader, manifest_path: Path,
+                 report: ArchiveReport) -> list[ArchiveFile]:
+    """The stored files whose archive checksum differs from the one imported."""
+    manifest = _load_manifest(manifest_path)
+    known = [f for f in stored if f.relpath in manifest]
+    if len(known) < len(stored):
+        report.notes.append(f"{len(stored) - len(known)} stored file(s) have no recorded checksum (imported "
+                            "another way or by an older version) and were not rechecked")
+    remote = downloader.remote_checksums(known)
+    changed = [f for f in known if remote[f] is not None and remote[f] != manifest[f.relpath]]
+    report.republished = sorted(f.name for f in changed)
+    return changed
 
 
 def _fetch_all(downloader: ArchiveDownloader, todo: list[ArchiveFile], symbol_id: str, interval: str,
