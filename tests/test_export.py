@@ -129,3 +129,18 @@ def test_archive_day_without_metrics_is_left_out_not_carried_forward(tmp_path, c
     # each hourly candle carries the OI taken at its close (the archive row stamped then)
     first = market.index[0].value // 1_000_000
     assert market.data["open_interest"].iloc[0] == oi_value_at(first + 3_600_000)
+
+
+def test_coarser_candles_are_built_from_complete_groups_of_stored_ones(store, capsys):
+    # drop the 00:07 one-minute candle: the 00:05-00:10 group is incomplete and left out
+    frame = store.read(EX, SYM, "ohlcv", "1m")
+    short = frame.loc[frame["timestamp"] != t("2024-05-01 00:07")]
+    store.path(EX, SYM, "ohlcv", "1m").unlink()
+    store.write(EX, SYM, "ohlcv", "1m", short)
+    notes: list[str] = []
+    market, _ = stored_market(store, EX, "BTCUSDT", "5m", "2024-05-01", "2024-05-01 00:15", notes=notes)
+    assert list(market.index) == [t("2024-05-01 00:00"), t("2024-05-01 00:10"), t("2024-05-01 00:15")]
+    first = market.data.iloc[0]
+    assert first[["open", "high", "low", "close", "volume"]].tolist() == [59995.0, 60060.0, 59980.0, 60040.0, 15.0]
+    assert market.data["open_interest"].tolist() == [2e9, 4e9, 5e9]
+    assert notes[0] == "5m candles built from stored 1m candles (complete groups only)"

@@ -109,3 +109,14 @@ def test_okx_recent_liquidations_convert_contracts(tmp_path, capsys):
     inverse = store.read_liquidations("okx", "BTC/USD:BTC")
     assert inverse["side"].tolist() == ["long"] and inverse["notional"].tolist() == [700.0]  # 7 x 100 USD
     assert "okx BTC/USD:BTC: 1 recent liquidation(s)" in capsys.readouterr().out
+
+
+def test_rest_fetcher_keeps_bybit_inverse_usd_open_interest(tmp_path):
+    from liqlab.sources.exchange import Fetcher, ensure_markets, make_exchange
+
+    with FakeBybit(listing_ms=LISTING, now_ms=NOW) as srv:
+        ex = make_exchange("bybit", api_url=srv.url)
+        ensure_markets(ex, policy=FAST)
+        rows = Fetcher(ex, "BTC/USD:BTC", policy=FAST).open_interest("1h", LISTING, LISTING + 2 * 3_600_000)
+    assert rows["open_interest_value"].tolist() == [400_000_000.0 + (LISTING + h * 3_600_000) // 300_000 % 1000
+                                                    for h in range(3)]

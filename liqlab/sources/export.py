@@ -145,6 +145,23 @@ def _asof(times: pd.Series, values: np.ndarray, at: np.ndarray, tolerance_ms: in
     return out
 
 
+def resample_candles(fine: pd.DataFrame, step: int, fine_step: int) -> pd.DataFrame:
+    """Candles of ``step`` ms from candles of ``fine_step`` ms; groups missing a sub-candle are left out.
+
+    open = first open, high = max, low = min, close = last close, volume = sum.
+    """
+    if fine.empty:
+        return fine
+    ms = pd.DatetimeIndex(fine["timestamp"]).as_unit("ms").asi8
+    key = ms // step * step
+    grouped = fine.assign(_key=key).groupby("_key", sort=True)
+    out = grouped.agg(open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"),
+                      volume=("volume", "sum"), n=("open", "size"))
+    out = out.loc[out["n"] == step // fine_step].drop(columns="n")
+    out.index = pd.to_datetime(out.index.to_numpy(), unit="ms", utc=True)
+    return out.rename_axis("timestamp").reset_index()
+
+
 def stored_market(
     store: Store,
     exchange: str,
@@ -174,6 +191,15 @@ def stored_market(
     lo, hi = to_ms(since), to_ms(until)
     candles = store.read(exchange, symbol, "ohlcv", timeframe, lo, hi)
     where = f"{exchange} {symbol}"
+    if candles.empty:
+        finer = pick_period(_periods(store, exchange, symbol, "ohlcv"), timeframe)
+        if finer is not None and finer != timeframe:
+            fstep = int(timeframe_to_timedelta(finer).total_seconds() * 1000)
+            if fstep < step and step % fstep == 0:
+                fine = store.read(exchange, symbol, "ohlcv", finer, lo, hi + step - 1)
+                candles = resample_candles(fine, step, fstep)
+                if len(candles):
+                    notes.append(f"{timeframe} candles built from stored {finer} candles (complete groups only)")
     if candles.empty:
         have = ", ".join(_periods(store, exchange, symbol, "ohlcv")) or "none"
         raise ExportError(f"{where}: no {timeframe} candles stored between {pd.Timestamp(lo, unit='ms', tz='UTC')} "
