@@ -79,3 +79,17 @@ def test_per_venue_sums_coverage_and_lower_bounds(store):
 def test_nothing_stored_is_said(tmp_path):
     with pytest.raises(MarketDataError, match=r"has no open interest or liquidations for ETHUSDT on binanceusdm, bybit, okx"):
         load_multi_exchange("ETHUSDT", "5m", T0, at(25), Store(tmp_path))
+
+
+def test_live_recordings_without_a_stored_span_count_from_first_to_last_event(tmp_path):
+    s = Store(tmp_path)
+    s.write("bybit", SYM, "open_interest", "5m", pd.DataFrame({
+        "timestamp": [at(5 * i) for i in range(7)], "open_interest_value": 1e9}))
+    s.append_liquidations("bybit", SYM, pd.DataFrame({  # as the recorder writes: no covered span
+        "timestamp": [at(6), at(13)], "side": ["short", "long"], "price": [100.0, 99.0], "notional": [20.0, 30.0]}))
+    m = load_multi_exchange("BTC/USDT:USDT", "5m", T0, at(25), s, venues=["bybit"])
+    got = m.long_usd["bybit"].to_numpy()
+    assert np.isnan(got[0]) and got[1:3].tolist() == [0.0, 30.0] and np.isnan(got[3:]).all()
+    assert m.short_usd["bybit"].tolist()[1] == 20.0
+    note = m.coverage.set_index("figure").loc["liquidations", "note"]
+    assert note == "recorded span not stored; taken as the first to the last event"

@@ -250,6 +250,9 @@ def stored_market(
         if cov:
             span = f"{pd.Timestamp(cov[0][0], unit='ms', tz='UTC')} .. {pd.Timestamp(cov[-1][1], unit='ms', tz='UTC')}"
             notes.append(f"realized liquidations stored for {span} (zero outside the recorded spans means unknown)")
+        elif events is not None and len(events):
+            notes.append(f"realized liquidations recorded live without a stored span: known at best from "
+                         f"{events['timestamp'].iloc[0]} to {events['timestamp'].iloc[-1]} (zero elsewhere means unknown)")
         if exchange in LOWER_BOUND_SOURCES:
             notes.append(f"realized liquidations: {LOWER_BOUND_SOURCES[exchange]}")
     contract = "inverse" if re.fullmatch(r"([A-Z0-9]+)/[A-Z]+:\1", symbol) else "linear"

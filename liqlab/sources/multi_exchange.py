@@ -128,6 +128,14 @@ def _mask_outside(index_ms: np.ndarray, step: int, coverage) -> np.ndarray:
     return inside
 
 
+def _partly(index_ms: np.ndarray, step: int, coverage) -> np.ndarray:
+    """True for candles that hold the end of a span inferred from events (the last event's candle)."""
+    out = np.zeros(len(index_ms), dtype=bool)
+    for _, b in coverage:
+        out |= (index_ms <= b) & (b < index_ms + step)
+    return out
+
+
 def load_multi_exchange(
     symbol: str,
     timeframe: str,
@@ -212,9 +220,19 @@ def load_multi_exchange(
                                  last=last, candles=n, lower_bound=False, note=note))
         # -- realized liquidations -----------------------------------------------------------
         got = None
+        liq_note = ""
         if sym is not None and store.path(venue, sym, "liquidations").exists():
             cov = store.coverage(venue, sym, "liquidations")
-            inside = _mask_outside(opens, step, cov) if cov else np.ones(len(opens), dtype=bool)
+            if not cov:
+                # live recordings keep no span: count as known only from the first to the last event
+                every = store.read_liquidations(venue, sym)
+                if len(every):
+                    stamps = pd.DatetimeIndex(every["timestamp"]).as_unit("ms").asi8
+                    cov = [(int(stamps.min()) // step * step, int(stamps.max()))]
+                    liq_note = "recorded span not stored; taken as the first to the last event"
+            inside = _mask_outside(opens, step, cov) if cov else np.zeros(len(opens), dtype=bool)
+            if liq_note:
+                inside |= _partly(opens, step, cov)
             if inside.any():
                 events = store.read_liquidations(venue, sym, lo, hi + step - 1)
                 bars = events_to_bars(events, index, step_td) if len(events) else pd.DataFrame(
@@ -238,7 +256,8 @@ def load_multi_exchange(
             first, last, n = _span(index, longs[venue])
             coverage.append(dict(venue=venue, figure="liquidations", source=source, period=period, first=first,
                                  last=last, candles=n, lower_bound=lower,
-                                 note=LOWER_BOUND_VENUES.get(venue, "") + (" (lower bound)" if lower else "")))
+                                 note="; ".join(n for n in (LOWER_BOUND_VENUES.get(venue, "") + (
+                                     " (lower bound)" if lower else ""), liq_note) if n)))
     if not coverage:
         raise MarketDataError(
             f"the store at {store.root} has no open interest or liquidations for {symbol} on "
