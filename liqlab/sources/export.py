@@ -109,9 +109,9 @@ def stored_symbol(store: Store, exchange: str, symbol: str) -> str:
     )
 
 
-def _periods(store: Store, exchange: str, symbol: str, kind: str) -> list[str]:
+def _periods(entries, exchange: str, symbol: str, kind: str) -> list[str]:
     out = []
-    for entry in store.entries():
+    for entry in entries:
         same = entry.kind == kind and safe_name(entry.exchange) == safe_name(exchange) and entry.symbol == symbol
         if same and entry.period:
             out.append(entry.period)
@@ -187,12 +187,13 @@ def stored_market(
     """
     notes = notes if notes is not None else []
     symbol = stored_symbol(store, exchange, symbol)
+    entries = store.entries()
     step = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
     lo, hi = to_ms(since), to_ms(until)
     candles = store.read(exchange, symbol, "ohlcv", timeframe, lo, hi)
     where = f"{exchange} {symbol}"
     if candles.empty:
-        finer = pick_period(_periods(store, exchange, symbol, "ohlcv"), timeframe)
+        finer = pick_period(_periods(entries, exchange, symbol, "ohlcv"), timeframe)
         if finer is not None and finer != timeframe:
             fstep = int(timeframe_to_timedelta(finer).total_seconds() * 1000)
             if fstep < step and step % fstep == 0:
@@ -201,10 +202,10 @@ def stored_market(
                 if len(candles):
                     notes.append(f"{timeframe} candles built from stored {finer} candles (complete groups only)")
     if candles.empty:
-        have = ", ".join(_periods(store, exchange, symbol, "ohlcv")) or "none"
+        have = ", ".join(_periods(entries, exchange, symbol, "ohlcv")) or "none"
         raise ExportError(f"{where}: no {timeframe} candles stored between {pd.Timestamp(lo, unit='ms', tz='UTC')} "
                           f"and {pd.Timestamp(hi, unit='ms', tz='UTC')} (stored candle sizes: {have})")
-    period = pick_period(_periods(store, exchange, symbol, "open_interest"), timeframe)
+    period = pick_period(_periods(entries, exchange, symbol, "open_interest"), timeframe)
     if period is None:
         raise ExportError(f"{where}: no open interest stored; import the archive's metrics or run `liqlab oi-history`")
     pstep = int(timeframe_to_timedelta(period).total_seconds() * 1000)
@@ -223,12 +224,12 @@ def stored_market(
     funding = store.read(exchange, symbol, "funding", None, lo - 3 * 86_400_000, hi + step)
     if len(funding):
         data["funding_rate"] = _asof(funding["timestamp"], funding["funding_rate"].to_numpy(), closes, 3 * 86_400_000)
-    ls_period = pick_period(_periods(store, exchange, symbol, "long_short"), timeframe)
+    ls_period = pick_period(_periods(entries, exchange, symbol, "long_short"), timeframe)
     if ls_period:
         ls = store.read(exchange, symbol, "long_short", ls_period, lo - tol, hi + step)
         data["long_short_ratio"] = _asof(ls["timestamp"], ls["long_short_ratio"].to_numpy(), closes, tol)
     extras = pd.DataFrame(index=data.index)
-    r_period = pick_period(_periods(store, exchange, symbol, "ratios"), timeframe)
+    r_period = pick_period(_periods(entries, exchange, symbol, "ratios"), timeframe)
     if r_period:
         ratios = store.read(exchange, symbol, "ratios", r_period, lo - tol, hi + step)
         for col in RATIO_COLUMNS:
