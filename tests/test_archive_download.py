@@ -308,3 +308,14 @@ def test_recheck_imports_a_republished_day_again(archive, tmp_path):
     assert closes.iloc[0] == 12345.6 and len(closes) == 288
     again = download_archive("binanceusdm", "BTCUSDT", recheck=True, **args)
     assert again.republished == [] and again.downloads == 0 and again.requests == 1  # one checksum asked
+
+
+def test_progress_bar_counts_files_including_the_daily_fallback(archive, tmp_path, capsys):
+    for d in (1, 2):
+        day = date(2024, 2, d)
+        archive.add(kl(day.isoformat()), klines_csv(ms(day), 288))
+    download_archive("binanceusdm", "BTCUSDT", since="2024-02-01", until="2024-02-29", kinds=["klines"],
+                     archive_url=archive.url, store=Store(tmp_path), policy=FAST, today=TODAY, progress=True)
+    err = capsys.readouterr().err
+    # one monthly file, then its 29 days once the month proves missing
+    assert "BTCUSDT archive:   0%|          | 0/1 " in err and "/30 [" in err
