@@ -86,6 +86,9 @@ def cmd_record(args) -> int:
         stats = rec.stats
     print(f"recorded {stats.events} liquidation events in {stats.batches} batch(es), "
           f"{stats.reconnects} reconnect(s)")
+    if args.exchange in ("binance", "binanceusdm", "binancecoinm"):
+        print("note: Binance's forceOrder stream sends at most one liquidation per symbol per second, "
+              "so these figures are a lower bound")
     return 0
 
 

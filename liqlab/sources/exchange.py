@@ -481,8 +481,9 @@ class Fetcher:
                 amount, value = it.get("openInterestAmount"), it.get("openInterestValue")
                 if inverse:
                     # coin-margined: contracts x contract size is already quote (USD); the
-                    # exchange's "value" is in base coins there
-                    value = amount * size if amount is not None else None
+                    # exchange's "value" is in base coins there, except on Bybit, which gives
+                    # no contract count and its USD open interest as the value
+                    value = amount * size if amount is not None else (value if self.ex.id == "bybit" else None)
                     amount = None
                 elif amount is not None:
                     amount = amount * size  # contracts -> base units

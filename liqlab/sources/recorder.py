@@ -11,7 +11,14 @@ buffered. A raw Binance ``forceOrder`` message looks like::
     {"e":"forceOrder","E":1700000123061,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",
      "q":"0.014","p":"36900.10","ap":"36958.70","X":"FILLED","l":"0.014","z":"0.014","T":1700000123059}}
 
-(``S`` = SELL: a long was liquidated; notional = 0.014 x 36958.70.)
+(``S`` = SELL: a long was liquidated; notional = 0.014 x 36958.70.) Binance sends at most one
+liquidation per symbol per second, so its recordings are a lower bound. Bybit's ``allLiquidation``
+stream sends every liquidation, and its ``S`` is the position's side::
+
+    {"topic":"allLiquidation.BTCUSDT","type":"snapshot","ts":1714521601000,
+     "data":[{"T":1714521600900,"s":"BTCUSDT","S":"Buy","v":"0.500","p":"60000.10"}]}
+
+(``S`` = Buy: a long was liquidated; notional = 0.5 x 60000.10.)
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from liqlab.sources.store import Store
 
 #: ``liqlab record binance ...`` means the USD-M futures venue, stored under the same name as fetches.
 _ALIASES = {"binance": "binanceusdm"}
+#: Venues whose stream gives the side of the *position* liquidated rather than of the forced order:
+#: Bybit ``allLiquidation`` ``"S": "Buy"`` means a long was liquidated.
+POSITION_SIDE = {"bybit": {"buy": "long", "sell": "short"}}
 
 
 @dataclass
@@ -236,6 +246,9 @@ class LiquidationRecorder:
             self._seen[key] = None
             if len(self._seen) > 100_000:
                 self._seen.popitem(last=False)
+            sides = POSITION_SIDE.get(ex.id)
+            if sides is not None:
+                item = {**item, "side": sides.get(str(item.get("side") or "").lower())}
             row = liquidation_row(item, (ex.markets or {}).get(symbol))
             if row[0] is None or row[1] is None or row[3] is None:
                 continue

@@ -44,7 +44,9 @@ KIND_COLUMNS: dict[str, tuple[str, ...]] = {
     "open_interest": ("open_interest_value", "open_interest_amount"),
     "funding": ("funding_rate",),
     "long_short": ("long_short_ratio",),
+    "ratios": ("top_trader_account_ratio", "top_trader_position_ratio", "taker_buy_sell_ratio"),
     "liquidations": ("side", "price", "notional"),
+    "liquidation_bars": ("long_usd", "short_usd"),
 }
 _META_KEY = b"liqlab"
 _TMP_PREFIX = ".tmp-"
