@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8866
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test venv browser sample bench clean lab
+.PHONY: app test venv browser sample bench clean lab bundle
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ sample: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# liqlab's plotly.js (only the apps' trace types), rebuilt from the pinned npm packages in js/
+bundle:
+	cd js && npm ci --no-audit --no-fund && node build.mjs
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
