@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from liqlab.serve.published import PUBLISHED, app_url
-from liqlab.apps.figure_widget import bundle_route
+from liqlab.serve.served_bundle import bundle_route
 from tests.voila_server import CHROMIUM, chromium_browser, serve_apps
 
 
