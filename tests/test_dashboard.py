@@ -184,6 +184,24 @@ def test_hostile_values_give_a_status_message(dash, bad):
     assert _image(dash)["source"] == image
 
 
+def test_values_the_widgets_refuse_are_reported_not_raised(dash):
+    """A message from the page (``set_state``) with a value a widget's traits refuse: the old value
+    stays, the status line says so, nothing raises in the kernel's message handler."""
+    _reset(dash)
+    index = dash.w_preset.index
+    dash.w_preset.set_state({"index": 999})
+    assert dash.w_preset.index == index and dash.error
+    assert dash.message.startswith("Leverage: the value sent from the page was refused"), dash.message
+    dash.w_bin.set_state({"value": "wide"})
+    assert dash.w_bin.value == 0.0 and dash.message.startswith("Bin size (0 auto): the value sent"), dash.message
+    assert all(w.refused is not None for w in (dash.w_preset, dash.w_bin, dash.w_time, dash.w_tiers, *dash.w_long))
+    opened = dash.w_tiers.selected_index
+    dash.w_tiers.set_state({"selected_index": "first"})
+    assert dash.w_tiers.selected_index == opened and "the value sent from the page was refused" in dash.message
+    _reset(dash)
+    assert not dash.error
+
+
 def test_hostile_trait_values_bypassing_dropdowns(dash):
     """A visitor can push raw values; the callback's validation still catches them."""
     _reset(dash)

@@ -129,7 +129,7 @@ class CascadeLab(GuardedComponent):
         max_rounds: int = 200,
         height: int = 1000,
     ) -> None:
-        import ipywidgets as W
+        from liqlab.apps.guarded import widgets as W
 
         self._W = W
         self.n = int(n)

@@ -76,7 +76,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
         online: bool = False,
         height: int | None = None,
     ) -> None:
-        import ipywidgets as W
+        from liqlab.apps.guarded import widgets as W
 
         if view not in ("explorer", "map"):
             raise ValueError(f"view must be 'explorer' or 'map', not {view!r}")
@@ -196,6 +196,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
             self.figure = self._new_figure(None)
         self._wire()
         self.layout = self._build_layout()
+        self._guard_widget_states()  # after the layout, which makes the tier panel
 
     # -------------------------------------------------------------------------- building
     def _new_figure(self, parts: dict | None):
@@ -283,7 +284,6 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
             w.observe(self._on_weight, names="value")
         self.w_time.observe(self._on_time, names="value")
         self.w_live.observe(self._on_live, names="value")
-        self._guard_widget_states()
 
     def _repr_mimebundle_(self, **kwargs):
         return self.layout._repr_mimebundle_(**kwargs)
