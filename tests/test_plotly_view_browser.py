@@ -7,7 +7,6 @@ anywidget's model; the states and messages it receives are the ones :class:`Plot
 from __future__ import annotations
 
 import base64
-import functools
 import http.server
 import threading
 from pathlib import Path
