@@ -46,5 +46,9 @@ sample: $(STAMP)
 bench: $(TSTAMP)
 	$(PY) benchmarks/run.py
 
+# liqlab's plotly.js (only the apps' trace types), rebuilt from the pinned npm packages in js/
+bundle:
+	cd js && npm ci --no-audit --no-fund && node build.mjs
+
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -23,7 +23,10 @@ price rows):
   and the kernel websocket, as compressed by the server: gzip and permessage-deflate), until the
   network is idle after the first render. The browser talks to the app through a counting TCP
   relay, so nothing is estimated; ``http_mb`` (transfer sizes Chromium reports) and
-  ``ws_payload_mb`` (websocket messages after decompression) show where the bytes go.
+  ``ws_payload_mb`` (websocket messages after decompression) show where the bytes go, and
+  ``uncompressed_mb`` (decoded HTTP bodies plus websocket payloads) what the page would weigh with
+  no compression. ``plotly_js`` says how the figure widget got plotly.js: ``served`` (liqlab's
+  bundle from the app server, ``LIQLAB_PLOTLY_URL``), ``inline`` (in the widget's state) or ``other``.
 
 Run ``.venv/bin/python benchmarks/bench_dashboard.py [--repeats N] [--new-visitors N]
 [--first-render-only]``; it prints one JSON object per line, each with its inputs (candles,
@@ -89,6 +92,14 @@ FIGURE_INFO = """() => { const el = document.querySelector('.js-plotly-plot');
   const title = legend ? legend.textContent : '';
   return {title: title, sizey: img.sizey, image_chars: (img.source || '').length,
           coarse_cells: hm.z.length * (hm.z.length ? hm.z[0].length : 0), traces: el.data.length}; }"""
+
+
+# where the page's plotly.js came from: liqlab's bundle from the app server, or sent inline in the figure
+# widget's state (PlotlyView, see liqlab.apps.plotly_bundle), or another widget's own
+PLOTLY_SOURCE = """() => {
+  const served = performance.getEntriesByType('resource').some(e => e.name.includes('plotly-liqlab.js'));
+  return served ? 'served' : (globalThis.liqlabPlotly ? 'inline' : 'other');
+}"""
 
 
 def _free_port() -> int:
@@ -233,6 +244,11 @@ def _visit(browser, url: str, received: dict | None = None, context=None, count_
                 received["http"] += sizes["responseBodySize"] + sizes["responseHeadersSize"]
             except Exception:  # aborted requests report no sizes
                 received["http_errors"] = received.get("http_errors", 0) + 1
+                return
+            try:  # the same bodies decoded: the weight were the server to send them uncompressed
+                received["http_decoded"] = received.get("http_decoded", 0) + len(request.response().body())
+            except Exception:
+                pass
 
         def on_ws(ws):
             ws.on("framereceived", lambda payload: received.__setitem__(
@@ -284,6 +300,7 @@ def run(repeats: int = 8, new_visitors: int = 2, changes: bool = True, count_win
             page.wait_for_timeout(1500)
             weight = relay.down / 1e6
             info = page.evaluate(FIGURE_INFO)
+            info["plotly_js"] = page.evaluate(PLOTLY_SOURCE)
             status = page.inner_text(".liqlab-status")
             ctx.close()
             m_c = re.search(r"([\d,]+) candles", status)
@@ -295,7 +312,9 @@ def run(repeats: int = 8, new_visitors: int = 2, changes: bool = True, count_win
             out.append({"metric": "page_weight_mb", "value": round(weight, 2),
                         "ratio_to_target": round(weight / TARGET_WEIGHT_MB, 2), "target": TARGET_WEIGHT_MB,
                         "http_mb": round(received["http"] / 1e6, 2), "ws_payload_mb": round(received["ws"] / 1e6, 2),
-                        "http_unsized": received.get("http_errors", 0), **inputs})
+                        "http_unsized": received.get("http_errors", 0),
+                        "uncompressed_mb": round((received.get("http_decoded", 0) + received["ws"]) / 1e6, 2),
+                        "plotly_js": info["plotly_js"], **inputs})
             # 2. direct visitors: first render; widget changes on the first
             firsts = []
             ctx = None

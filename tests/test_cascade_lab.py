@@ -25,24 +25,24 @@ def test_starts_on_the_last_round_of_a_real_cascade(lab):
     last = len(lab.result.rounds) - 1
     assert lab.round == last == lab.w_round.value == lab.w_round.max
     path = lab.trace("path")
-    assert len(path.y) == last + 1 and path.y[0] == 100.0 and path.y[1] == pytest.approx(98.0)
+    assert len(path["y"]) == last + 1 and path["y"][0] == 100.0 and path["y"][1] == pytest.approx(98.0)
     assert "shock liquidated" in lab.status.value
 
 
 def test_stepping_changes_the_figure_data(lab):
     lab.show_round(0)
-    assert list(lab.trace("path").y) == [100.0]
-    heat = np.asarray(lab.trace("heat").z, dtype=float)
+    assert list(lab.trace("path")["y"]) == [100.0]
+    heat = np.asarray(lab.trace("heat")["z"], dtype=float)
     assert np.isfinite(heat[:, 0]).any() and not np.isfinite(heat[:, 1:]).any()  # later rounds blank
-    long0 = np.sum(lab.trace("map_long").x)
+    long0 = np.sum(lab.trace("map_long")["x"])
     lab.step(1)
-    assert lab.round == 1 and len(lab.trace("path").y) == 2
-    assert np.sum(lab.trace("map_long").x) < long0  # the shock swept long levels
-    assert lab.trace("liq_long").y[-1] == pytest.approx(lab.result.rounds.long_usd.iloc[1])
+    assert lab.round == 1 and len(lab.trace("path")["y"]) == 2
+    assert np.sum(lab.trace("map_long")["x"]) < long0  # the shock swept long levels
+    assert lab.trace("liq_long")["y"][-1] == pytest.approx(lab.result.rounds.long_usd.iloc[1])
     lab.step(-5)  # clamped
     assert lab.round == 0
     lab.w_round.value = 2  # the slider (and the Play widget linked to it)
-    assert lab.round == 2 and len(lab.trace("path").y) == 3
+    assert lab.round == 2 and len(lab.trace("path")["y"]) == 3
 
 
 def test_settings_rerun_and_mark_the_phase_diagram(lab):
@@ -51,10 +51,10 @@ def test_settings_rerun_and_mark_the_phase_diagram(lab):
     assert lab.set(depth_m=100)
     assert lab.result.size_share > base
     assert lab.diagram is diagram  # depth is an axis of the diagram: no new sweep
-    assert list(lab.trace("current").y) == [100.0] and list(lab.trace("current").x) == [25.0]
+    assert list(lab.trace("current")["y"]) == [100.0] and list(lab.trace("current")["x"]) == [25.0]
     assert lab.set(shock_pct=-4)
     assert lab.diagram is not diagram and lab.diagram.shock == pytest.approx(-0.04)
-    z = np.asarray(lab.trace("phase").z, dtype=float)
+    z = np.asarray(lab.trace("phase")["z"], dtype=float)
     assert z.shape == (5, 6) and np.allclose(z, 100 * lab.diagram.size_share.T)
     assert lab.set(leverage=5, shock_pct=-2) and lab.result.size == 0.0  # levels out of reach
 
@@ -67,14 +67,14 @@ def test_settings_rerun_and_mark_the_phase_diagram(lab):
     ("mmr_pct", 2.5, "liquidated at entry"),  # with leverage 50 below
 ])
 def test_hostile_values_give_a_status_message(lab, setting, value, words):
-    good_path = list(lab.trace("path").y)
+    good_path = list(lab.trace("path")["y"])
     if setting == "mmr_pct":
         lab.set(leverage=50)
-        good_path = list(lab.trace("path").y)
+        good_path = list(lab.trace("path")["y"])
     assert lab.set(**{setting: value}) is False
     assert lab.error and words in lab.message, lab.message
     assert "Error:" in lab.status.value
-    assert list(lab.trace("path").y) == good_path  # the last good figure stays
+    assert list(lab.trace("path")["y"]) == good_path  # the last good figure stays
 
 
 def test_hostile_rounds_and_widget_values(lab):

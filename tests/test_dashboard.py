@@ -23,16 +23,16 @@ def dash(tmp_path_factory):
 
 
 def _hm(d):
-    return next(t for t in d.figure.data if t.meta == "heatmap")
+    return d.figure.trace("heatmap")
 
 
 def _z(d):
-    return np.asarray(_hm(d).z).copy()
+    return np.asarray(_hm(d)["z"]).copy()
 
 
 def _image(d):
     """The heatmap image entry of the figure's layout."""
-    images = d.figure.layout.images
+    images = d.figure.plot_layout["images"]
     assert len(images) == 1
     return images[0]
 
@@ -49,12 +49,12 @@ def test_initial_render_and_status(dash):
     assert len(dash.market) == 7 * 288
     assert "bundled sample" in dash.status.value and "2025-" in dash.status.value
     hm = _hm(dash)
-    assert hm.meta == "heatmap" and np.isfinite(np.asarray(hm.z, dtype=float)).any()
+    assert hm["meta"] == "heatmap" and np.isfinite(np.asarray(hm["z"], dtype=float)).any()
     # the full grid is the image; the hover heatmap is coarse
-    rows = round(_image(dash).sizey / dash.result.bin_size)
+    rows = round(_image(dash)["sizey"] / dash.result.bin_size)
     assert 100 <= rows <= 1500
-    assert len(np.unique(hm.y)) <= plotting.COARSE_ROWS and len(np.unique(hm.x)) <= plotting.COARSE_COLUMNS
-    assert hm.zmax == dash._parts["zmax"] and _image(dash).source.startswith("data:image/png;base64,")
+    assert len(np.unique(hm["y"])) <= plotting.COARSE_ROWS and len(np.unique(hm["x"])) <= plotting.COARSE_COLUMNS
+    assert hm["zmax"] == dash._parts["zmax"] and _image(dash)["source"].startswith("data:image/png;base64,")
 
 
 @pytest.mark.parametrize("change", [
@@ -65,17 +65,17 @@ def test_initial_render_and_status(dash):
 def test_changes_update_figure(dash, change):
     _reset(dash)
     before = _z(dash)
-    before_x = np.asarray(_hm(dash).x).copy()
-    before_image = _image(dash).source
-    n_traces = len(dash.figure.data)
+    before_x = np.asarray(_hm(dash)["x"]).copy()
+    before_image = _image(dash)["source"]
+    n_traces = len(dash.figure.traces)
     figure = dash.figure
     assert dash.set(**change), dash.message
-    assert dash.figure is figure and len(figure.data) == n_traces, "updated in place, never rebuilt"
+    assert dash.figure is figure and len(figure.traces) == n_traces, "updated in place, never rebuilt"
     after = _z(dash)
     changed = after.shape != before.shape or not np.array_equal(after, before, equal_nan=True)
-    changed = changed or not np.array_equal(before_x, np.asarray(_hm(dash).x))
+    changed = changed or not np.array_equal(before_x, np.asarray(_hm(dash)["x"]))
     assert changed, f"{change} did not change the hover heatmap"
-    assert _image(dash).source != before_image, f"{change} did not change the heatmap image"
+    assert _image(dash)["source"] != before_image, f"{change} did not change the heatmap image"
 
 
 def test_tier_slider_makes_custom_mix(dash):
@@ -129,8 +129,8 @@ def test_tier_sliders_follow_a_chosen_preset(dash):
 def test_price_style_toggles_traces(dash):
     _reset(dash)
     assert dash.set(price_style="line")
-    by = {t.meta: t for t in dash.figure.data}
-    assert by["price_line"].visible and not by["price_candles"].visible
+    fig = dash.figure
+    assert fig.trace("price_line")["visible"] is True and fig.trace("price_candles")["visible"] is False
 
 
 def test_timeframe_resamples_the_sample(dash):
@@ -154,13 +154,13 @@ def test_custom_dates(dash):
 def test_time_slider_moves_the_map(dash):
     _reset(dash)
     last = dash.snapshot.time
-    map_before = np.asarray(next(t for t in dash.figure.data if t.meta == "map_long").x).copy()
+    map_before = np.asarray(dash.figure.trace("map_long")["x"]).copy()
     dash.w_time.value = 10
     assert dash.snapshot.time < last
-    map_after = np.asarray(next(t for t in dash.figure.data if t.meta == "map_long").x)
+    map_after = np.asarray(dash.figure.trace("map_long")["x"])
     assert not np.array_equal(map_before, map_after)
-    shapes = dash.figure.layout.shapes
-    assert any(s.name == "snapshot_time" and s.x0 == dash.snapshot.time.value / 1e6 for s in shapes)
+    shapes = dash.figure.plot_layout["shapes"]
+    assert any(s["name"] == "snapshot_time" and s["x0"] == dash.snapshot.time.value / 1e6 for s in shapes)
 
 
 HOSTILE = [
@@ -176,12 +176,30 @@ HOSTILE = [
 def test_hostile_values_give_a_status_message(dash, bad):
     _reset(dash)
     z = _z(dash)
-    image = _image(dash).source
+    image = _image(dash)["source"]
     assert dash.set(**bad) is False
     assert dash.error and dash.message
     assert "Error:" in dash.status.value and "Traceback" not in dash.status.value
     np.testing.assert_array_equal(_z(dash), z)  # the last good figure stays
-    assert _image(dash).source == image
+    assert _image(dash)["source"] == image
+
+
+def test_values_the_widgets_refuse_are_reported_not_raised(dash):
+    """A message from the page (``set_state``) with a value a widget's traits refuse: the old value
+    stays, the status line says so, nothing raises in the kernel's message handler."""
+    _reset(dash)
+    index = dash.w_preset.index
+    dash.w_preset.set_state({"index": 999})
+    assert dash.w_preset.index == index and dash.error
+    assert dash.message.startswith("Leverage: the value sent from the page was refused"), dash.message
+    dash.w_bin.set_state({"value": "wide"})
+    assert dash.w_bin.value == 0.0 and dash.message.startswith("Bin size (0 auto): the value sent"), dash.message
+    assert all(w.refused is not None for w in (dash.w_preset, dash.w_bin, dash.w_time, dash.w_tiers, *dash.w_long))
+    opened = dash.w_tiers.selected_index
+    dash.w_tiers.set_state({"selected_index": "first"})
+    assert dash.w_tiers.selected_index == opened and "the value sent from the page was refused" in dash.message
+    _reset(dash)
+    assert not dash.error
 
 
 def test_hostile_trait_values_bypassing_dropdowns(dash):

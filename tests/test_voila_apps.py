@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from liqlab.serve.published import PUBLISHED, app_url
-from liqlab.apps.figure_widget import bundle_route
+from liqlab.serve.served_bundle import bundle_route
 from tests.voila_server import CHROMIUM, chromium_browser, serve_apps
 
 
@@ -40,15 +40,20 @@ RENDERED = """() => {
          && el.data.some(t => t.type === 'heatmap' && t.z && t.z.length)
          && !!document.querySelector('.liqlab-legend .liqlab-legend-title');
 }"""
-# page position of the hover heatmap's largest cell
+# page position of the hover heatmap's largest cell, from the figure's public layout (its axis ranges)
+# and the subplot's drag rectangle on screen
 LARGEST_CELL = """() => {
   const el = document.querySelector('.js-plotly-plot');
-  const i = el.data.findIndex(t => t.type === 'heatmap'), hm = el.data[i], full = el._fullData[i];
+  const hm = el.data.find(t => t.type === 'heatmap');
   let best = [-1, 0, 0];
   hm.z.forEach((row, r) => row.forEach((v, c) => { if (v === v && v !== null && v > best[0]) best = [v, r, c]; }));
-  const L = el._fullLayout, xa = L[full.xaxis.replace('x', 'xaxis')], ya = L[full.yaxis.replace('y', 'yaxis')];
-  const box = el.getBoundingClientRect();
-  return [box.left + xa._offset + xa.l2p(xa.d2l(hm.x[best[2]])), box.top + ya._offset + ya.l2p(ya.d2l(hm.y[best[1]]))];
+  const xid = hm.xaxis || 'x', yid = hm.yaxis || 'y';
+  const num = v => typeof v === 'number' ? v : Date.parse(String(v).replace(' ', 'T') + 'Z');
+  const [x0, x1] = el.layout['xaxis' + xid.slice(1)].range.map(num);
+  const [y0, y1] = el.layout['yaxis' + yid.slice(1)].range.map(num);
+  const box = el.querySelector(`.draglayer .${xid}${yid} .nsewdrag`).getBoundingClientRect();
+  const x = num(hm.x[best[2]]), y = hm.y[best[1]];
+  return [box.left + (x - x0) / (x1 - x0) * box.width, box.top + (1 - (y - y0) / (y1 - y0)) * box.height];
 }"""
 ANY_PLOT = "() => { const el = document.querySelector('.js-plotly-plot'); return !!(el && el.data && el.data.length); }"
 
@@ -105,7 +110,8 @@ def test_app_renders_and_reacts(server, chromium, artifacts, name):
         assert not any("-deferred.js" in u for u in requests), [u for u in requests if "plotly" in u]
         # the figure fills its element (plotly falls back to 700 px for one drawn before it had a width)
         page.wait_for_function("""() => { const el = document.querySelector('.js-plotly-plot');
-            return el._fullLayout && Math.abs(el._fullLayout.width - el.clientWidth) <= 1 && el.clientWidth > 800; }""",
+            const svg = el.querySelector('.main-svg');
+            return !!svg && Math.abs(+svg.getAttribute('width') - el.clientWidth) <= 1 && el.clientWidth > 800; }""",
                                timeout=10_000)
         assert not any("jupyterlab_pygments" in u or "jupyterlab-plotly" in u for u in requests)
         # nothing from a third party (Voila's lab template links Font Awesome from a CDN; ours does not)

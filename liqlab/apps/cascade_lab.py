@@ -2,15 +2,16 @@
 
 :class:`CascadeLab` wires ipywidgets to :mod:`liqlab.sim.cascade` and :mod:`liqlab.viz.cascade_plots`. It
 holds the setting widgets (leverage, crowding of entries, book depth, shock, maintenance margin), a
-round slider with a ``Play`` button and step buttons, one ``FigureWidget`` built once (the cascade
+round slider with a ``Play`` button and step buttons, one figure widget built once (the cascade
 on top, the phase diagram with the current setting ringed below) and a status line.
 
 Every callback goes through :meth:`CascadeLab.read_inputs`, which validates all values (a Voila
 visitor can send anything over the widget channel) and raises :class:`LabInputError` with one
 sentence for the status line; the figures then keep their last good state. Figures are updated in
-place, one message per change (:func:`liqlab.viz.plotting.apply_parts`); a new setting re-runs the
-cascade (a few milliseconds) and, when the shock, margin or crowding changed, re-sweeps the phase
-diagram (a fraction of a second).
+place, one message per change holding only what changed
+(:meth:`~liqlab.apps.plotly_view.PlotlyView.apply`); a new setting re-runs the cascade (a few
+milliseconds) and, when the shock, margin or crowding changed, re-sweeps the phase diagram (a
+fraction of a second).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from liqlab.apps.figure_widget import figure_widget
-from liqlab.apps.guarded import GuardedComponent, sentence
+from liqlab.apps.guarded import GuardedComponent
+from liqlab.apps.plotly_view import PlotlyView
 from liqlab.viz import cascade_plots
 from liqlab.viz import plotting
 from liqlab.sim.cascade import CascadeError, CascadeParams, make_population, phase_diagram, simulate_cascade
@@ -128,7 +129,7 @@ class CascadeLab(GuardedComponent):
         max_rounds: int = 200,
         height: int = 1000,
     ) -> None:
-        import ipywidgets as W
+        from liqlab.apps.guarded import widgets as W
 
         self._W = W
         self.n = int(n)
@@ -197,7 +198,7 @@ class CascadeLab(GuardedComponent):
         inp = LabInputs(25.0, 0.5, 2e8, -0.02, 0.005)
         result = self._simulate(inp)
         diagram = self._sweep(inp)
-        self.figure = figure_widget(cascade_plots.lab_figure(result, diagram, 0, height=self.height))
+        self.figure = PlotlyView(cascade_plots.lab_figure(result, diagram, 0, height=self.height))
 
     def _build_layout(self):
         W = self._W
@@ -293,10 +294,10 @@ class CascadeLab(GuardedComponent):
         edges = cascade_plots.display_edges(result)
         parts = cascade_plots.lab_parts(result, diagram, last, leverage=inp.leverage, depth=inp.depth, edges=edges)
         if self.figure is None:
-            self.figure = figure_widget(cascade_plots.lab_figure(result, diagram, last, leverage=inp.leverage,
+            self.figure = PlotlyView(cascade_plots.lab_figure(result, diagram, last, leverage=inp.leverage,
                                                                  depth=inp.depth, edges=edges, height=self.height))
         else:
-            plotting.apply_parts(self.figure, parts, self._parts)
+            self.figure.apply(parts, self._parts)
         self._parts = parts
         self.inputs, self.result, self.diagram, self._edges = inp, result, diagram, edges
         self._phase_key = inp.phase_key
@@ -322,7 +323,7 @@ class CascadeLab(GuardedComponent):
         inp = self.inputs
         parts = cascade_plots.lab_parts(self.result, self.diagram, int(r), leverage=inp.leverage, depth=inp.depth,
                                         edges=self._edges)
-        plotting.apply_parts(self.figure, parts, self._parts)
+        self.figure.apply(parts, self._parts)
         self._parts = parts
         self.round = int(r)
         with self._mute():
@@ -383,9 +384,6 @@ class CascadeLab(GuardedComponent):
                 names[key].value = value
         return self.refresh()
 
-    def trace(self, name: str):
-        """The figure's trace named ``name`` (``meta``)."""
-        for t in self.figure.data:
-            if t.meta == name:
-                return t
-        raise KeyError(name)
+    def trace(self, name: str) -> dict:
+        """The figure's trace named ``name`` (``meta``), as stored (arrays are numpy arrays)."""
+        return self.figure.trace(name)

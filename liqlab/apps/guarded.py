@@ -5,6 +5,7 @@ callbacks whose failures become one status sentence instead of a traceback.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 
@@ -14,6 +15,52 @@ def sentence(exc: BaseException) -> str:
     if len(text) > 300:
         text = text[:297] + "..."
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+class ReportsRefusals:
+    """Mixin for ipywidgets classes: a value from the page that the widget's traits refuse goes to
+    :attr:`refused` (when set) instead of raising.
+
+    ipywidgets applies a message from the page with ``set_state``; a refused value (a dropdown
+    index out of range, text for a number) would raise inside the kernel's message handler: a
+    traceback in the kernel's log, and nothing said to the visitor. This override of ``set_state``
+    keeps the old value and hands the error to :attr:`refused`.
+    """
+
+    #: ``refused(widget, exc)``, called for a refused value; None raises as ipywidgets does
+    refused: Callable[[Any, BaseException], None] | None = None
+
+    def set_state(self, sync_data):
+        try:
+            return super().set_state(sync_data)
+        except Exception as exc:  # noqa: BLE001 - a visitor's value must never raise
+            if self.refused is None:
+                raise
+            self.refused(self, exc)
+            return None
+
+
+@functools.lru_cache(maxsize=None)
+def reporting(cls: type) -> type:
+    """``cls`` (an ipywidgets class) with :class:`ReportsRefusals` mixed in (one subclass per class)."""
+    return type(cls.__name__, (ReportsRefusals, cls), {"__module__": __name__, "__doc__": cls.__doc__})
+
+
+class _Widgets:
+    """``ipywidgets`` with each widget class (``Dropdown``, ``FloatSlider``, ``Accordion`` ...) made a
+    :func:`reporting` subclass; everything else (``jslink``, styles' helpers) as it is."""
+
+    def __getattr__(self, name: str):
+        import ipywidgets
+
+        obj = getattr(ipywidgets, name)
+        if isinstance(obj, type) and issubclass(obj, ipywidgets.Widget):
+            return reporting(obj)
+        return obj
+
+
+#: use as ``from liqlab.apps.guarded import widgets as W``; then ``W.Dropdown(...)``
+widgets = _Widgets()
 
 
 class _Mute:
@@ -57,23 +104,16 @@ class GuardedComponent:
     def _guard_widget_states(self) -> None:
         """Report values the page sends that a widget's own traits refuse, instead of raising.
 
-        ipywidgets applies a browser message with ``set_state``; a refused value (a dropdown index
-        out of range, a string for a number) would raise inside the kernel's message handler,
-        which prints a traceback onto the kernel's output channel. The wrapper keeps the old value
-        and says what happened in the status line.
+        The component's widgets are made from :data:`widgets` (:class:`ReportsRefusals`
+        subclasses); a refused value keeps the old one and the status line says what happened.
         """
+        def refused(widget, exc: BaseException) -> None:
+            name = getattr(widget, "description", "") or type(widget).__name__
+            self._set_status(f"{name}: the value sent from the page was refused ({sentence(exc)})", error=True)
+
         for widget in self._own_widgets():
-            original = widget.set_state
-
-            def set_state(sync_data, _original=original, _widget=widget):
-                try:
-                    _original(sync_data)
-                except Exception as exc:  # noqa: BLE001 - a visitor's value must never raise
-                    name = getattr(_widget, "description", "") or type(_widget).__name__
-                    self._set_status(f"{name}: the value sent from the page was refused ({sentence(exc)})",
-                                     error=True)
-
-            widget.set_state = set_state
+            if isinstance(widget, ReportsRefusals):
+                widget.refused = refused
 
     def _guarded(self, fn: Callable[..., Any], *args) -> Any:
         """Run a callback; any failure becomes a status message, never a traceback."""

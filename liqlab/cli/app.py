@@ -26,8 +26,10 @@ import tempfile
 from pathlib import Path
 
 from liqlab.serve.published import PUBLISHED, published_paths
-from liqlab.apps.figure_widget import BUNDLE_ENV, bundle_route
-from liqlab.serve.served_bundle import served_files_cached
+from liqlab.serve.served_bundle import bundle_route, served_files_cached
+
+#: Environment variable holding the served plotly bundle's route for the kernels.
+BUNDLE_ENV = "LIQLAB_PLOTLY_BUNDLE"
 
 #: Kernel messages a visitor's browser may send: widget traffic and kernel info, nothing that runs code.
 ALLOWED_MESSAGES = ("comm_open", "comm_msg", "comm_close", "comm_info_request", "kernel_info_request")
@@ -181,7 +183,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(data), env.get("JUPYTER_PATH")) if p)
         # exports from the apps land next to where the command was started, not in the temp folder
         env.setdefault("LIQLAB_EXPORT_DIR", str(Path.cwd() / "exports"))
-        # the kernels' figure widgets import plotly.js from the server's route (liqlab.apps.figure_widget)
+        # the route of the plotly.js the page's head loads
         env[BUNDLE_ENV] = bundle_route()
         names = ", ".join(PUBLISHED)
         print(f"liqlab app: serving {names} on http://{args.ip}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)

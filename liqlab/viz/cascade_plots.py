@@ -3,8 +3,8 @@
 Pure functions: a :class:`~liqlab.sim.cascade.CascadeResult` (or
 :class:`~liqlab.sim.cascade.PhaseDiagram`) in, trace/layout *parts* or a figure out, in the style of
 :mod:`liqlab.viz.plotting` (dark theme, longs red, shorts green, trace names in ``meta``). The lab
-builds its ``FigureWidget`` once from :func:`cascade_figure` and then writes new parts into it with
-:func:`liqlab.viz.plotting.apply_parts` as the round or the settings change.
+builds its figure widget once from :func:`cascade_figure` and then writes new parts into it with
+:meth:`liqlab.apps.plotly_view.PlotlyView.apply` as the round or the settings change.
 
 The cascade figure has three panels:
 
@@ -230,7 +230,7 @@ def _traces(traces: dict) -> list:
     out = []
     for name, props in traces.items():
         props = dict(props)
-        props["meta"] = name  # FigureWidget replaces uids: traces are found by meta
+        props["meta"] = name  # the widgets find traces by meta
         props.setdefault("name", name)
         if name in ("heat", "phase"):
             props.setdefault("showlegend", False)

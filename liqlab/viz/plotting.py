@@ -5,8 +5,9 @@ fetched or computed here beyond cropping, aggregating and formatting.
 
 Each figure is assembled from *parts*: plain dicts of trace properties keyed by a stable trace
 name, plus a dict of layout properties. :func:`heatmap_parts` and :func:`map_parts` return them;
-the figure builders turn them into traces once, and the dashboard applies new parts to its
-``FigureWidget`` in place (:func:`apply_parts`) instead of rebuilding the figure.
+the figure builders turn them into traces once, and the dashboard applies new parts to its figure
+widget in place (:meth:`liqlab.apps.plotly_view.PlotlyView.apply`; :func:`apply_parts` for a plotly
+figure) instead of rebuilding the figure.
 
 Conventions
 -----------

@@ -81,7 +81,7 @@ def make_traces(traces: Mapping[str, dict]) -> list:
     for name, props in traces.items():
         props = dict(props)
         props.setdefault("name", name)
-        props["meta"] = name  # the part name; FigureWidget replaces uids, so look traces up by meta
+        props["meta"] = name  # the part name: the widgets look traces up by meta
         if name in ("time_anchor", "heatmap", "price_candles", "price_line", "snapshot_price", "map_labels"):
             props.setdefault("showlegend", False)
         out.append(kinds[name](**props))
