@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from liqlab.apps.guarded import GuardedComponent
+from liqlab.apps.guarded import GuardedComponent, visitor_text
 from liqlab.apps.plotly_view import PlotlyView
-from liqlab.viz import cascade_plots
-from liqlab.viz import plotting
 from liqlab.sim.cascade import CascadeError, CascadeParams, make_population, phase_diagram, simulate_cascade
+from liqlab.viz import cascade_plots, plotting
 
 LEVERAGE_RANGE = (2.0, 100.0)
 DEPTH_RANGE_M = (1.0, 10_000.0)  # USD millions per 1 % move
@@ -357,6 +356,7 @@ class CascadeLab(GuardedComponent):
                 f"the price went {100 * res.overshoot:.2f}% beyond the shock")
 
     def _set_status(self, message: str, *, error: bool = False) -> None:
+        message = visitor_text(message)  # the page is shared: no server paths, one bounded line
         self.message = message
         self.error = error
         timing = f" · computed in {self.compute_ms:.0f} ms" if self.result is not None else ""

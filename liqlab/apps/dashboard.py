@@ -26,11 +26,28 @@ import numpy as np
 
 from liqlab.apps.dashboard_export import EXPORT_MIN_INTERVAL, Exporter  # noqa: F401 - re-exported
 from liqlab.apps.dashboard_inputs import (  # noqa: F401 - re-exported: the dashboard's public names
-    CUSTOM, ENTRY_MODES, EXCHANGES, MAX_CANDLES, MAX_COLUMNS, MAX_VISIBLE_ROWS, PRICE_STYLES, SIDES, TARGET_ROWS,
-    TILTS, TIMEFRAMES, WINDOWS, InputError, InputReader, Inputs, Loaded, _finite, _sample_symbols, auto_bin_size,
+    CUSTOM,
+    ENTRY_MODES,
+    EXCHANGES,
+    MAX_CANDLES,
+    MAX_COLUMNS,
+    MAX_VISIBLE_ROWS,
+    PRICE_STYLES,
+    SIDES,
+    TARGET_ROWS,
+    TILTS,
+    TIMEFRAMES,
+    WINDOWS,
+    InputError,
+    InputReader,
+    Inputs,
+    Loaded,
+    _finite,
+    _sample_symbols,
+    auto_bin_size,
     default_loader,
 )
-from liqlab.apps.guarded import GuardedComponent
+from liqlab.apps.guarded import GuardedComponent, visitor_text
 from liqlab.core.market import Market, MarketDataError
 from liqlab.viz import plotting
 
@@ -459,6 +476,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
                 f"{m.end:%Y-%m-%d %H:%M} UTC · {len(m):,} candles · loaded {ld.loaded_at:%Y-%m-%d %H:%M:%S} UTC")
 
     def _set_status(self, message: str, *, error: bool = False) -> None:
+        message = visitor_text(message)  # the page is shared: no server paths, one bounded line
         import html
 
         self.message = message

@@ -46,7 +46,7 @@ class Exporter:
                 frame.to_csv(path)
             else:
                 frame.to_parquet(path)
-        self._set_status(f"exported to {path}")
+        self._set_status(f"exported {path.name} to the export folder")
         return path
 
     def data_frame(self) -> pd.DataFrame:

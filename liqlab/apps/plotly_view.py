@@ -185,6 +185,15 @@ class PlotlyView(anywidget.AnyWidget):
         )
         self.messages_sent = 0
 
+    def set_state(self, sync_data) -> None:
+        """Ignore state sent from the page: the figure is the kernel's to set.
+
+        The front end never sends state back, so anything arriving here is a hostile or broken
+        page (a shared dashboard's visitor can send any widget message); it is dropped before
+        ipywidgets decodes, applies or echoes it.
+        """
+        return None
+
     # ------------------------------------------------------------------------------------ reading
     @property
     def trace_names(self) -> list:
