@@ -47,6 +47,7 @@ from liqlab.apps.dashboard_inputs import (  # noqa: F401 - re-exported: the dash
     auto_bin_size,
     default_loader,
 )
+from liqlab.apps.view_cache import shared_view, view_key
 from liqlab.apps.guarded import GuardedComponent, visitor_text
 from liqlab.core.market import Market, MarketDataError
 from liqlab.viz import plotting
@@ -126,6 +127,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
         self.error = False
         self.compute_ms = 0.0
         self.updates = 0
+        self.shared_view = False  # whether the first view came from another kernel's computation
 
         try:
             symbols = _sample_symbols()
@@ -399,10 +401,22 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
             raise InputError(f"{len(market):,} candles is more than {MAX_CANDLES:,}; "
                              "choose a shorter window or longer candles")
         params = self._params(inp, market)
-        result = compute_heatmap(market, params)
-        pos = self._snapshot_position(result, market)
-        snapshot = result.snapshot(pos)
-        parts = self._explorer_parts(result, market, snapshot, inp)
+
+        def compute() -> tuple:
+            res = compute_heatmap(market, params)
+            snap = res.snapshot(self._snapshot_position(res, market))
+            return res, snap, self._explorer_parts(res, market, snap, inp)
+
+        if self.figure is None and loaded.source == "sample":
+            # every visitor's kernel starts with the same view of the bundled sample: share it
+            from liqlab.sim.datasets import sample_digest
+
+            key = view_key("dashboard", self.view, inp, market.symbol, market.start, market.end, len(market),
+                           sample_digest(market.symbol))
+            (result, snapshot, parts), self.shared_view = shared_view(key, compute)
+        else:
+            result, snapshot, parts = compute()
+        pos = int(result.candle_position(snapshot.time))
         if self.figure is None:
             self.figure = self._new_figure(parts)
         else:

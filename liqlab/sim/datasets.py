@@ -10,6 +10,8 @@ True
 from __future__ import annotations
 
 import json
+import functools
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +46,18 @@ def market_from_frames(symbol: str, data: pd.DataFrame, events: pd.DataFrame) ->
         data, symbol=symbol, exchange=EXCHANGE, timeframe=TIMEFRAME,
         liquidation_events=events, source="sample", synthetic=True,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def sample_digest(symbol: str = "BTCUSDT", *, folder: str | Path | None = None) -> str:
+    """A digest of the bundled sample's files for ``symbol`` (its identity for caches of views)."""
+    path = _folder(folder)
+    h = hashlib.sha256()
+    for name in (f"{_normalise(symbol)}.parquet", f"{_normalise(symbol)}_liquidations.parquet"):
+        file = path / name
+        h.update(name.encode())
+        h.update(file.read_bytes() if file.is_file() else b"")
+    return h.hexdigest()[:32]
 
 
 def sample_symbols(folder: str | Path | None = None) -> list[str]:

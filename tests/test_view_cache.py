@@ -1,0 +1,64 @@
+"""Views shared between kernels: computed once, read back equal, never the wrong one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liqlab.apps.view_cache import MAX_ENTRIES, shared_view, view_key
+
+
+def test_computed_once_then_read(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"z": np.arange(6.0).reshape(2, 3)}
+
+    first, read1 = shared_view("k1", compute, tmp_path)
+    second, read2 = shared_view("k1", compute, tmp_path)
+    assert (read1, read2) == (False, True) and len(calls) == 1
+    np.testing.assert_array_equal(first["z"], second["z"])
+    assert [p.name for p in tmp_path.iterdir()] == ["k1.pickle"]
+
+
+def test_damaged_or_foreign_entries_are_recomputed(tmp_path):
+    (tmp_path / "k2.pickle").write_bytes(b"\x80\x05 not a pickle")
+    assert shared_view("k2", lambda: 7, tmp_path) == (7, False)
+    # an entry stored under another key (a renamed file) is not taken for this one
+    (tmp_path / "k3.pickle").write_bytes((tmp_path / "k2.pickle").read_bytes())
+    assert shared_view("k3", lambda: 8, tmp_path) == (8, False)
+    assert shared_view("k3", lambda: 9, tmp_path) == (8, True)
+
+
+def test_unwritable_folder_still_returns_the_value(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert shared_view("k", lambda: 5, blocker / "sub") == (5, False)
+
+
+def test_the_folder_stays_bounded(tmp_path):
+    for i in range(MAX_ENTRIES + 5):
+        shared_view(f"k{i}", lambda: i, tmp_path)
+    assert len(list(tmp_path.glob("*.pickle"))) == MAX_ENTRIES
+
+
+def test_keys_follow_every_part():
+    assert view_key("a", 1) == view_key("a", 1)
+    assert len({view_key("a", 1), view_key("a", 2), view_key("b", 1)}) == 3
+
+
+def test_a_second_dashboard_reads_the_first_ones_view(tmp_path, monkeypatch):
+    pytest.importorskip("anywidget")
+    from liqlab.apps.dashboard import Dashboard
+
+    monkeypatch.setenv("LIQLAB_CACHE_DIR", str(tmp_path))
+    a = Dashboard("BTCUSDT", window="7d", debounce=0, export_dir=tmp_path / "x")
+    b = Dashboard("BTCUSDT", window="7d", debounce=0, export_dir=tmp_path / "x")
+    assert (a.shared_view, b.shared_view) == (False, True)
+    np.testing.assert_array_equal(a.result.predicted.to_numpy(), b.result.predicted.to_numpy())
+    assert a.figure.trace_names == b.figure.trace_names
+    np.testing.assert_array_equal(np.asarray(a.figure.trace("heatmap")["z"]), np.asarray(b.figure.trace("heatmap")["z"]))
+    # the second one works on after it: a change computes as usual
+    assert b.set(preset="degen") and not b.error
+    assert not np.array_equal(a.result.predicted.to_numpy(), b.result.predicted.to_numpy())
