@@ -62,3 +62,17 @@ def test_a_second_dashboard_reads_the_first_ones_view(tmp_path, monkeypatch):
     # the second one works on after it: a change computes as usual
     assert b.set(preset="degen") and not b.error
     assert not np.array_equal(a.result.predicted.to_numpy(), b.result.predicted.to_numpy())
+
+
+def test_a_second_cascade_lab_reads_the_first_ones_cascade(tmp_path, monkeypatch):
+    pytest.importorskip("anywidget")
+    from liqlab.apps.cascade_lab import CascadeLab
+
+    monkeypatch.setenv("LIQLAB_CACHE_DIR", str(tmp_path))
+    a, b = CascadeLab(n=2_000, phase_grid=(6, 5)), CascadeLab(n=2_000, phase_grid=(6, 5))
+    assert (a.shared_view, b.shared_view) == (False, True)
+    assert a.result.size == b.result.size and len(a.result.rounds) == len(b.result.rounds)
+    np.testing.assert_array_equal(a.diagram.size_share, b.diagram.size_share)
+    assert CascadeLab(n=2_001, phase_grid=(6, 5)).shared_view is False  # another lab, another view
+    b.show_round(0)
+    assert b.round == 0 and not b.error

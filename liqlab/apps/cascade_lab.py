@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from liqlab.apps.view_cache import shared_view, view_key
 from liqlab.apps.guarded import GuardedComponent, visitor_text
 from liqlab.apps.plotly_view import PlotlyView
 from liqlab.sim.cascade import CascadeError, CascadeParams, make_population, phase_diagram, simulate_cascade
@@ -145,6 +146,7 @@ class CascadeLab(GuardedComponent):
         self.error = False
         self.compute_ms = 0.0
         self.updates = 0
+        self.shared_view = False  # whether the first view came from another kernel's computation
         self._muted = False
         self._parts: dict | None = None
         self._edges: np.ndarray | None = None
@@ -285,10 +287,15 @@ class CascadeLab(GuardedComponent):
     def _refresh(self) -> bool:
         t0 = time.perf_counter()
         inp = self.read_inputs()
-        result = self._simulate(inp)
-        diagram = self.diagram
-        if self._phase_key != inp.phase_key or diagram is None:
-            diagram = self._sweep(inp)
+        if self.figure is None:
+            # every visitor's kernel starts with the same cascade and phase diagram: share them
+            key = view_key("cascade_lab", inp, self.n, self.seed, self.max_rounds, self.phase_grid)
+            (result, diagram), self.shared_view = shared_view(key, lambda: (self._simulate(inp), self._sweep(inp)))
+        else:
+            result = self._simulate(inp)
+            diagram = self.diagram
+            if self._phase_key != inp.phase_key or diagram is None:
+                diagram = self._sweep(inp)
         last = len(result.rounds) - 1
         edges = cascade_plots.display_edges(result)
         parts = cascade_plots.lab_parts(result, diagram, last, leverage=inp.leverage, depth=inp.depth, edges=edges)
