@@ -112,10 +112,16 @@ def case_engine_real_hourly() -> dict:
             "speedup_vs_object_reference": round(ref_med / med, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def case_scan() -> list[dict]:
+    """Market scan: serial vs process pool vs Dask LocalCluster (see ``benchmarks/scan_bench.py``)."""
+    return run_module(HERE / "scan_bench.py")
+
+
 CASES = {
     "engine_43200x1000": case_engine_43200x1000,
     "engine_525600_1m": case_engine_1y_1m,
     "engine_real_1h": case_engine_real_hourly,
+    "scan": case_scan,
 }
 
 
@@ -144,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.case:
         if args.case in CASES:
-            print(json.dumps(CASES[args.case]()), flush=True)
+            result = CASES[args.case]()
+            for row in (result if isinstance(result, list) else [result]):
+                print(json.dumps(row), flush=True)
         elif args.case in module_cases():
             for row in run_module(module_cases()[args.case]):
                 print(json.dumps(row), flush=True)

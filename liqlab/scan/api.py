@@ -109,8 +109,15 @@ def _progress_fn(progress, total: int, what: str):
         return None, None
     if callable(progress):
         return progress, None
-    from tqdm.auto import tqdm
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is optional: a plain counter on stderr
+        import sys
 
+        def plain(done: int, _total: int) -> None:
+            print(f"\r{what}: {done}/{_total} tasks", end="\n" if done == _total else "", file=sys.stderr, flush=True)
+
+        return plain, None
     bar = tqdm(total=total, desc=what, unit="task")
 
     def update(done: int, _total: int) -> None:

@@ -1,0 +1,157 @@
+"""The market-scan app: the universe table ranked by the nearest large cluster, a chart of magnet
+zones, and the heatmap and liquidation map of the symbol chosen in the table.
+
+The scan runs once when the app is made (:func:`liqlab.scan.scan`; offline it scans synthetic
+symbols ``SYN001`` ... generated on demand). Choosing a row recomputes that symbol's heatmap and
+rebuilds the two detail figures; the table and the magnet-zone chart stay as they are. Figure
+widgets come from :func:`liqlab.apps.figure_widget.figure_widget` only, and their contents are
+replaced through :func:`show_figure`, so the widget class can change without touching the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+from liqlab.apps.guarded import GuardedComponent
+from liqlab.core.engine import ModelParams, compute_heatmap
+from liqlab.core.market import MarketDataError
+from liqlab.scan import magnet_zones, scan
+from liqlab.scan.sources import parse_window, resolve_source
+from liqlab.viz.style import format_price, format_usd
+
+#: Table header; rows are formatted to the same widths (the table uses a monospace font).
+HEADER = f"{'symbol':<9}{'price':>11}{'nearest':>9}{'long cl.':>10}{'short cl.':>10}{'±2 %':>10}"
+CSS = """<style>
+.liqlab-scan-table select { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
+.liqlab-scan-header { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; white-space: pre; }
+</style>"""
+
+
+def figure_widget(fig):
+    """The app's one way to get a figure widget (see :mod:`liqlab.apps.figure_widget`)."""
+    from liqlab.apps.figure_widget import figure_widget as make
+
+    return make(fig)
+
+
+def show_figure(widget, fig) -> None:
+    """Replace everything a figure widget shows (traces and layout) with ``fig``'s."""
+    with widget.batch_update():
+        widget.data = ()
+        widget.layout = fig.layout
+    widget.add_traces(list(fig.data))
+
+
+def row_label(r: Any) -> str:
+    """One table line: symbol, price, nearest cluster distance, both clusters, notional within 2 %."""
+    def pct(v: float) -> str:
+        return f"{v:+.2f}%" if pd.notna(v) else "-"
+
+    near = f"{r.nearest_cluster_pct:.2f}%" if pd.notna(r.nearest_cluster_pct) else "-"
+    within = format_usd(r.long_within_2pct_usd + r.short_within_2pct_usd)
+    return (f"{r.symbol:<9}{format_price(r.last_price):>11}{near:>9}{pct(r.long_cluster_pct):>10}"
+            f"{pct(r.short_cluster_pct):>10}{within:>10}")
+
+
+class ScanApp(GuardedComponent):
+    """A scanned universe with its magnet zones and a per-symbol heatmap and map.
+
+    Parameters
+    ----------
+    symbols
+        Symbols to scan (default: ``n_symbols`` synthetic ones, ``SYN001`` ...).
+    n_symbols
+        Size of the default synthetic universe.
+    window, timeframe
+        Span and candle length of every market.
+    source
+        ``"sample"`` or an exchange whose store is read (see :func:`liqlab.scan.scan`).
+    params
+        Model settings of the scan and of the detail figures.
+    executor
+        Where the scan runs (``"serial"`` by default: an app's kernel is one process).
+    """
+
+    EXPECTED = (ValueError, KeyError, MarketDataError)
+
+    def __init__(self, symbols: Sequence[str] | None = None, *, n_symbols: int = 12, window: str = "7d",
+                 timeframe: str = "5m", source: Any = "sample", params: ModelParams | None = None,
+                 executor: Any = "serial") -> None:
+        import ipywidgets as w
+
+        from liqlab.sim.universe import synthetic_symbols
+        from liqlab.viz.scan_plots import magnet_zones_figure
+
+        self.params = params or ModelParams()
+        self.window, self.timeframe = window, timeframe
+        self.source = resolve_source(source)
+        self.symbols = list(symbols) if symbols is not None else synthetic_symbols(n_symbols)
+        self.table = scan(self.symbols, window, self.params, timeframe=timeframe, source=self.source,
+                          executor=executor)
+        self.zones = magnet_zones(self.table)
+        if self.zones.empty:
+            raise MarketDataError("no symbol of the universe could be scanned: "
+                                  + "; ".join(f"{r.symbol}: {r.error}" for r in self.table.itertuples()))
+        self.symbol = str(self.zones["symbol"].iloc[0])
+        options = [(row_label(r), r.symbol) for r in self.zones.itertuples()]
+        self.w_table = w.Select(options=options, value=self.symbol, rows=min(len(options), 14),
+                                layout=w.Layout(width="100%"))
+        self.w_table.add_class("liqlab-scan-table")
+        self.status = w.HTML()
+        self.status.add_class("liqlab-status")
+        self.magnets = figure_widget(magnet_zones_figure(self.zones))
+        heat, liqmap = self._figures(self.symbol)
+        self.heatmap = figure_widget(heat)
+        self.map = figure_widget(liqmap)
+        failed = self.table[self.table["error"] != ""]["symbol"].unique()
+        self._set_status(f"Scanned {len(self.symbols)} symbols ({len(failed)} failed), {window} of {timeframe} "
+                         f"candles; showing {self.symbol}.")
+        self.w_table.observe(self._on_row, names="value")
+        self._guard_widget_states()
+        header = w.HTML(CSS + f"<div class='liqlab-scan-header'>{HEADER}</div>")
+        boxes = {}
+        for name, widget in (("magnets", self.magnets), ("heatmap", self.heatmap), ("map", self.map)):
+            boxes[name] = w.VBox([widget], layout=w.Layout(width="100%"))
+            boxes[name].add_class(f"liqlab-scan-{name}")
+        left = w.VBox([header, self.w_table, boxes["magnets"]], layout=w.Layout(width="42%"))
+        right = w.VBox([boxes["heatmap"], boxes["map"]], layout=w.Layout(width="58%"))
+        self.layout = w.VBox([self.status, w.HBox([left, right], layout=w.Layout(width="100%"))])
+        self.layout.add_class("liqlab-scan-app")
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def _set_status(self, message: str, *, error: bool = False) -> None:
+        colour = "#e5484d" if error else "#9aa4b2"
+        prefix = "Error: " if error else ""
+        self.status.value = f"<span style='color:{colour}'>{prefix}{message}</span>"
+
+    def _figures(self, symbol: str):
+        from liqlab.viz.heatmap import heatmap_figure
+        from liqlab.viz.liqmap import liquidation_map_figure
+
+        market = self.source.load(symbol, self.timeframe, parse_window(self.window))
+        result = compute_heatmap(market, self.params)
+        heat = heatmap_figure(result, market, height=460)
+        heat.update_layout(title=dict(text=f"{symbol}: liquidation heatmap, last {self.window}"))
+        liqmap = liquidation_map_figure(result.snapshot(-1), height=420,
+                                        title=f"{symbol}: liquidation map now")
+        return heat, liqmap
+
+    def select(self, symbol: str) -> None:
+        """Show ``symbol``'s heatmap and map (one of the scanned symbols)."""
+        if symbol not in set(self.zones["symbol"]):
+            raise KeyError(f"{symbol!r} is not a scanned symbol with results")
+        heat, liqmap = self._figures(symbol)
+        show_figure(self.heatmap, heat)
+        show_figure(self.map, liqmap)
+        self.symbol = symbol
+        self._set_status(f"Showing {symbol}.")
+
+    def _on_row(self, change) -> None:
+        if self._muted or change["new"] is None:
+            return
+        self._guarded(self.select, str(change["new"]))
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.layout._repr_mimebundle_(**kwargs)
