@@ -62,12 +62,6 @@ class PeakRss:
         self._thread.join()
 
 
-def _load_one(symbol: str) -> int:
-    from liqlab.scan import SampleSource, parse_window
-
-    return len(SampleSource().load(symbol, TIMEFRAME, parse_window(WINDOW)))
-
-
 def stage_costs(symbol: str) -> dict:
     """Median ms of each stage of one task on one symbol (warm)."""
     from liqlab.core.engine import ModelParams, compute_heatmap
@@ -97,62 +91,137 @@ def stage_costs(symbol: str) -> dict:
             fn()
             times.append((time.perf_counter() - t0) * 1000)
         out[name] = round(statistics.median(times), 1)
-    path = None
     from liqlab.sim.universe import cache_dir
 
-    for p in cache_dir().glob(f"{symbol}_{TIMEFRAME}_*.parquet"):
-        path = p
-    out["cached_file_mb"] = round(path.stat().st_size / 2**20, 2) if path else None
+    path = cache_dir() / f"{symbol}_{TIMEFRAME}_{len(market)}.parquet"
+    out["cached_file_mb"] = round(path.stat().st_size / 2**20, 2) if path.exists() else None
     return out
 
 
 def run() -> list[dict]:
-    from liqlab.scan import DaskExecutor, ProcessExecutor, SerialExecutor, parse_window, scan
-    from liqlab.scan.sources import candles_in
+    """Serial, processes and Dask on one universe, in two blocks run in opposite orders (the machines
+    are shared: reversing the order spreads slow spells over all three); medians over all repeats."""
+    from functools import partial
+
+    from liqlab.scan import DaskExecutor, ProcessExecutor, SampleSource, SerialExecutor, parse_window, scan
+    from liqlab.scan.sources import candles_in, load_length
     from liqlab.sim.universe import synthetic_symbols
 
     symbols = synthetic_symbols(SYMBOLS)
-    candles = candles_in(parse_window(WINDOW), TIMEFRAME)
+    window = parse_window(WINDOW)
+    candles = candles_in(window, TIMEFRAME)
     base = {"case": "scan", "symbols": len(symbols), "candles": candles, "timeframe": TIMEFRAME, "window": WINDOW}
 
     # one-off: generate (or find) the synthetic markets in the on-disk cache
     t0 = time.perf_counter()
     with ProcessExecutor(WORKERS) as ex:
-        ex.run(_load_one, symbols)
+        loaded = ex.run(partial(load_length, SampleSource(), TIMEFRAME, window), symbols)
+    bad = [r for r in loaded if isinstance(r, BaseException)]
+    if bad:
+        raise RuntimeError(f"preparing the universe failed: {bad[0]}")
     prepare_s = time.perf_counter() - t0
 
-    rows: list[dict] = []
+    makers = {"serial": SerialExecutor, "processes": lambda: ProcessExecutor(WORKERS),
+              "dask": lambda: DaskExecutor(workers=WORKERS)}
+    times: dict[str, list[float]] = {k: [] for k in makers}
+    peaks = {k: 0.0 for k in makers}
+    nworkers = {}
+    worker_peak = 0.0
     tables = {}
+    for order in (("serial", "processes", "dask"), ("dask", "processes", "serial")):
+        for name in order:
+            with PeakRss() as rss:
+                executor = makers[name]()
+                try:
+                    tables[name] = scan(symbols, WINDOW, executor=executor, timeframe=TIMEFRAME)  # warm-up
+                    for _ in range(REPEATS):
+                        t = time.perf_counter()
+                        scan(symbols, WINDOW, executor=executor, timeframe=TIMEFRAME)
+                        times[name].append((time.perf_counter() - t) * 1000)
+                    nworkers[name] = executor.workers
+                    if name == "dask":
+                        import resource
 
-    def measure(name: str, make) -> dict:
-        with PeakRss() as rss:
-            executor = make()
-            try:
-                tables[name] = scan(symbols, WINDOW, executor=executor, timeframe=TIMEFRAME)  # warm-up
-                times = []
-                for _ in range(REPEATS):
-                    t = time.perf_counter()
-                    scan(symbols, WINDOW, executor=executor, timeframe=TIMEFRAME)
-                    times.append((time.perf_counter() - t) * 1000)
-            finally:
-                executor.close()
-        return {**base, "executor": name, "workers": executor.workers, "median_ms": round(statistics.median(times), 1),
-                "min_ms": round(min(times), 1), "peak_rss_mb": round(rss.peak, 1), "repeats": REPEATS}
+                        got = executor.client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                        worker_peak = max([worker_peak, *(v / 1024.0 for v in got.values())])
+                finally:
+                    executor.close()
+            peaks[name] = max(peaks[name], rss.peak)
 
-    serial = measure("serial", SerialExecutor)
-    rows.append(serial)
-    procs = measure("processes", lambda: ProcessExecutor(WORKERS))
-    procs["efficiency"] = round(serial["median_ms"] / (procs["workers"] * procs["median_ms"]), 3)
-    rows.append(procs)
-    dask = measure("dask", lambda: DaskExecutor(workers=WORKERS))
-    dask["efficiency"] = round(serial["median_ms"] / (dask["workers"] * dask["median_ms"]), 3)
-    dask["vs_processes"] = round(dask["median_ms"] / procs["median_ms"], 3)
-    rows.append(dask)
-    same = all(tables["serial"].equals(tables[k]) for k in ("processes", "dask"))
-    for r in rows:
-        r["identical_to_serial"] = bool(same) if r["executor"] != "serial" else True
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = []
+    for name in makers:
+        row = {**base, "executor": name, "workers": nworkers[name], "median_ms": round(med[name], 1),
+               "min_ms": round(min(times[name]), 1), "runs": len(times[name]), "peak_rss_mb": round(peaks[name], 1)}
+        if name != "serial":
+            row["efficiency"] = round(med["serial"] / (nworkers[name] * med[name]), 3)
+            row["efficiency_of_min"] = round(min(times["serial"]) / (nworkers[name] * min(times[name])), 3)
+            row["identical_to_serial"] = bool(tables["serial"].equals(tables[name]))
+        if name == "dask":
+            row["vs_processes"] = round(med["dask"] / med["processes"], 3)
+            row["worker_peak_rss_mb"] = round(worker_peak, 1)
+        rows.append(row)
     costs = stage_costs(symbols[0])
     rows.append({**base, "case": "scan_task_costs", "executor": "serial", "workers": 1,
                  "median_ms": costs["task_ms"], **costs, "prepare_markets_s": round(prepare_s, 1),
                  "errors": int((tables["serial"]["error"] != "").sum()), "peak_rss_mb": None})
     return rows
+
+
+def task_3y_1m() -> dict:
+    """One scan task on 3 years of 1-minute candles (a random-walk market, 1,576,800 candles):
+    the per-task cost the 300-symbol estimate in ``docs/scaling.md`` scales from.
+
+    Stages: ``load_ms`` (read a Parquet file of the market and validate it), ``engine_ms``
+    (predictions), ``snapshot_ms`` (the map at the last candle), ``score_ms`` (scorecard against
+    stand-in realized bars); peak RSS of this process.
+    """
+    import resource
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import random_market  # noqa: E402
+
+    from liqlab.core.engine import ModelParams, compute_heatmap
+    from liqlab.core.market import make_market
+    from liqlab.evaluate.validation import scorecard
+
+    n = 3 * 365 * 1440
+    market = random_market(n, "1m", seed=3)
+    rng = np.random.default_rng(4)
+    bars = pd.DataFrame({"long_usd": rng.exponential(1e4, n), "short_usd": rng.exponential(1e4, n)},
+                        index=market.index)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.parquet"
+        market.data.assign(liq_long_usd=bars["long_usd"], liq_short_usd=bars["short_usd"]).to_parquet(path)
+        size_mb = path.stat().st_size / 2**20
+
+        def load():
+            f = pd.read_parquet(path)
+            b = f[["liq_long_usd", "liq_short_usd"]].set_axis(["long_usd", "short_usd"], axis=1)
+            return make_market(f.drop(columns=["liq_long_usd", "liq_short_usd"]), symbol="BTCUSDT",
+                               exchange="binance", timeframe="1m", liquidations=b)
+
+        def timed1(fn, repeats=3):
+            fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = fn()
+                times.append((time.perf_counter() - t0) * 1000)
+            return round(statistics.median(times), 1), out
+
+        load_ms, m = timed1(load)
+    params = ModelParams(mix="uniform", max_columns=0)
+    engine_ms, res = timed1(lambda: compute_heatmap(m, params))
+    snapshot_ms, _ = timed1(lambda: res.snapshot(-1))
+    score_ms, _ = timed1(lambda: scorecard(m, {"liqlab": res.predicted}, baselines=()))
+    return {"case": "scan_task_3y_1m", "symbols": 1, "candles": n, "executor": "serial", "workers": 1,
+            "median_ms": round(load_ms + engine_ms + snapshot_ms + score_ms, 1), "load_ms": load_ms,
+            "engine_ms": engine_ms, "snapshot_ms": snapshot_ms, "score_ms": score_ms,
+            "bins": int(res.prices.size), "file_mb": round(size_mb, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}

@@ -273,3 +273,28 @@ def test_predict_params_file_equals_the_same_flags(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"mixx": "degen"}')
     assert main(["predict", str(path), "--params", str(tmp_path / "bad.json")]) == 1
     assert "unknown model setting(s) 'mixx'" in capsys.readouterr().err
+
+
+def test_cli_fit_writes_settings_that_predict_reads(tmp_path, capsys):
+    from liqlab.cli import main
+    from liqlab.sources.csv_files import save_market_file
+
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"mix": ["balanced", "degen"], "turnover": [0.0, 0.1]}')
+    best = tmp_path / "best.json"
+    assert main(["scan", "--symbols", "SYN001,SOLUSDT", "--window", "3d", "--grid", str(grid), "--fit",
+                 "--best-out", str(best), "--executor", "serial", "--out", str(tmp_path / "fit.csv")]) == 0
+    cal = calibrate(["SYN001", "SOLUSDT"], "3d", json.loads(grid.read_text()), executor="serial")
+    assert read_settings(best) == cal.best
+    fit = pd.read_csv(tmp_path / "fit.csv", keep_default_na=False)
+    assert len(fit) == 8 and set(fit["symbol"]) == {"SYN001", "SOLUSDT"}
+    market = SampleSource().load("SOLUSDT", "5m", pd.Timedelta(days=1))
+    path = save_market_file(market, tmp_path / "sol.csv")
+    assert main(["predict", str(path), "--params", str(best), "--out", str(tmp_path / "p.csv")]) == 0
+
+
+def test_grid_columns_keep_one_type_each():
+    t = scan(["SOLUSDT"], "1d", [{"half_life_hours": 12.0}, {"half_life_hours": [6, 6, 12, 24, 48]}],
+             executor="serial")
+    assert list(t["param_half_life_hours"]) == ["12.0", "[6, 6, 12, 24, 48]"]
+    assert (t["error"] == "").all()

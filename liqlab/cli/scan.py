@@ -31,7 +31,7 @@ def _symbols(args: argparse.Namespace) -> list[str]:
         return [s.strip() for s in args.symbols.split(",") if s.strip()]
     if args.universe:
         return _universe_file(args.universe)
-    return universe(args.exchange, args.top, args.timeframe)
+    return universe(_source(args), args.top, args.timeframe)
 
 
 def _settings(args: argparse.Namespace):

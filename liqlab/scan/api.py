@@ -232,8 +232,10 @@ def scan_table(rows: list[dict], sets: list[tuple[int, dict, ModelParams]]) -> p
     by_id = {pid: st for pid, st, _ in sets}
     for k in keys:
         vals = [by_id[pid].get(k) for pid in table["params_id"]]
-        table.insert(table.columns.get_loc("settings"), f"param_{k}",
-                     [v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v) for v in vals])
+        kinds = {type(v) for v in vals if v is not None}
+        if len(kinds) > 1 or not kinds <= {str, int, float, bool}:  # one column type (Parquet needs it)
+            vals = [None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in vals]
+        table.insert(table.columns.get_loc("settings"), f"param_{k}", vals)
     table["error"] = table["error"].fillna("").astype(str)
     table["candles"] = table["candles"].astype("Int64")
     table["time"] = pd.to_datetime(table["time"], utc=True)
@@ -334,7 +336,6 @@ def calibrate(
     overall["wins"] = [int(wins.get(c, 0)) for c in overall.index]
     overall = overall.sort_values("mean_objective", ascending=False, kind="mergesort")
     overall = pd.concat([pd.DataFrame([first[c] for c in overall.index]), overall.reset_index(drop=True)], axis=1)
-    best = {**settings_of(base, [k for k in ("mix",) if k not in keys]), **overall[keys].iloc[0].to_dict()} \
-        if params is not None else overall[keys].iloc[0].to_dict()
-    best = {k: (v.item() if hasattr(v, "item") else v) for k, v in best.items()}
+    winner = {k: (v.item() if hasattr(v, "item") else v) for k, v in overall[keys].iloc[0].to_dict().items()}
+    best = {**(settings_of(base) if params is not None else {}), **winner}
     return Calibration(table=table, per_symbol=per_symbol, overall=overall, best=best)

@@ -131,6 +131,12 @@ class StoreSource:
         return sorted(ok, key=lambda s: (-rows[s], s))
 
 
+def load_length(source: Source, timeframe: str, window: pd.Timedelta, symbol: str) -> int:
+    """Load one symbol and return its candle count: a task that fills a source's caches (the
+    synthetic markets on disk) before a timed or repeated scan."""
+    return len(source.load(symbol, timeframe, window))
+
+
 def resolve_source(source) -> Source:
     """``"sample"`` / None, an exchange id (its local store) or a :class:`Source` object."""
     if source is None or source == "sample":
