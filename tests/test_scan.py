@@ -294,7 +294,8 @@ def test_cli_fit_writes_settings_that_predict_reads(tmp_path, capsys):
 
 
 def test_grid_columns_keep_one_type_each():
-    t = scan(["SOLUSDT"], "1d", [{"half_life_hours": 12.0}, {"half_life_hours": [6, 6, 12, 24, 48]}],
+    t = scan(["SOLUSDT"], "1d", [{"half_life_hours": 12.0}, {"mix": "degen", "half_life_hours": [6, 6, 12, 24, 48]}],
              executor="serial")
+    assert t["param_mix"].isna().tolist() == [True, False] and t["param_mix"].iloc[1] == "degen"
     assert list(t["param_half_life_hours"]) == ["12.0", "[6, 6, 12, 24, 48]"]
     assert (t["error"] == "").all()

@@ -28,7 +28,7 @@ def test_magnet_zones_figure_of_a_hand_made_table():
     assert (longs.meta, shorts.meta) == ("long_zone", "short_zone")
     assert list(longs.y) == ["AAA", "BBB", "CCC"] and list(shorts.y) == ["AAA", "BBB", "CCC"]
     assert list(longs.x) == [-1.0, -5.0, 0.0] and list(shorts.x) == [3.0, 2.0, 8.0]
-    assert list(longs.text) == ["$2.00M", "$500k", ""]
+    assert list(longs.text) == ["$2.00M", "$500.00k", ""]
     assert list(shorts.marker.opacity) == pytest.approx([0.35 + 0.65 * 0.25, 1.0, 0.35 + 0.65 * 0.05])
     assert "CCC: no long cluster" == longs.hovertext[2]
     assert fig.layout.yaxis.autorange == "reversed"
@@ -47,7 +47,7 @@ def test_scan_app_selects_rows_and_reports_bad_values():
     assert app.symbol == other and app.heatmap.layout.title.text.startswith(f"{other}:")
     market = SampleSource().load(other, "5m", pd.Timedelta(days=1))
     candles = next(t for t in app.heatmap.data if t.meta == "price_candles")
-    assert np.asarray(candles.close)[-1] == market.column("close")[-1]
+    assert np.asarray(candles.close)[-1] == np.float32(market.column("close")[-1])  # figures carry float32
     with pytest.raises(KeyError):
         app.select("NOPE")
     app._guarded(app.select, "NOPE")
