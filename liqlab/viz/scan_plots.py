@@ -64,7 +64,7 @@ def magnet_zones_figure(zones: "pd.DataFrame", *, n: int = 25, height: int | Non
             meta=f"{side}_zone", marker=dict(color=colour, opacity=list(0.35 + 0.65 * share / peak)),
             hovertext=_hover(top, side), hoverinfo="text",
             text=[format_usd(v) if v > 0 else "" for v in np.nan_to_num(top[f"{side}_cluster_usd"].to_numpy(float))],
-            textposition="outside", cliponaxis=False,
+            textposition="auto", cliponaxis=False, insidetextanchor="middle",
         ))
     fig.update_layout(
         template="plotly_dark", paper_bgcolor=BACKGROUND, plot_bgcolor=BACKGROUND, barmode="overlay",
