@@ -128,6 +128,7 @@ def run() -> list[dict]:
     nworkers = {}
     worker_peak = 0.0
     tables = {}
+    loads: list[float] = []  # 1-minute load average after each block: these machines are shared
     for order in (("serial", "processes", "dask"), ("dask", "processes", "serial")):
         for name in order:
             with PeakRss() as rss:
@@ -147,12 +148,14 @@ def run() -> list[dict]:
                 finally:
                     executor.close()
             peaks[name] = max(peaks[name], rss.peak)
+            loads.append(os.getloadavg()[0])
 
     med = {k: statistics.median(v) for k, v in times.items()}
     rows = []
     for name in makers:
         row = {**base, "executor": name, "workers": nworkers[name], "median_ms": round(med[name], 1),
-               "min_ms": round(min(times[name]), 1), "runs": len(times[name]), "peak_rss_mb": round(peaks[name], 1)}
+               "min_ms": round(min(times[name]), 1), "runs": len(times[name]), "peak_rss_mb": round(peaks[name], 1),
+               "cpus": os.cpu_count(), "loadavg_1m_range": [round(min(loads), 1), round(max(loads), 1)]}
         if name != "serial":
             row["efficiency"] = round(med["serial"] / (nworkers[name] * med[name]), 3)
             row["efficiency_of_min"] = round(min(times["serial"]) / (nworkers[name] * min(times[name])), 3)
