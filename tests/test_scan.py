@@ -299,3 +299,17 @@ def test_grid_columns_keep_one_type_each():
     assert t["param_mix"].isna().tolist() == [True, False] and t["param_mix"].iloc[1] == "degen"
     assert list(t["param_half_life_hours"]) == ["12.0", "[6, 6, 12, 24, 48]"]
     assert (t["error"] == "").all()
+
+
+def test_cli_universe_file_with_comments(tmp_path):
+    from liqlab.cli import main
+
+    uni = tmp_path / "universe.txt"
+    uni.write_text("# majors\nSOLUSDT\nSYN003, SYN001  # two synthetic\n\n")
+    out = tmp_path / "u.parquet"
+    assert main(["scan", "--universe", str(uni), "--window", "1d", "--executor", "serial", "--out", str(out)]) == 0
+    t = pd.read_parquet(out)
+    assert list(t["symbol"]) == ["SOLUSDT", "SYN001", "SYN003"] and (t["error"] == "").all()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    assert main(["scan", "--universe", str(empty), "--out", str(tmp_path / "e.csv")]) == 1
