@@ -52,3 +52,7 @@ def test_scan_app_selects_rows_and_reports_bad_values():
         app.select("NOPE")
     app._guarded(app.select, "NOPE")
     assert "not a scanned symbol" in app.status.value and "Error" in app.status.value
+    before = app.table
+    app.w_rescan.click()
+    pd.testing.assert_frame_equal(app.table, before, check_exact=True)  # generated markets do not change
+    assert app.symbol == other and "Scanned 3 symbols (1 failed)" in app.status.value

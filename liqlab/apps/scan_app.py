@@ -88,26 +88,23 @@ class ScanApp(GuardedComponent):
         self.window, self.timeframe = window, timeframe
         self.source = resolve_source(source)
         self.symbols = list(symbols) if symbols is not None else synthetic_symbols(n_symbols)
-        self.table = scan(self.symbols, window, self.params, timeframe=timeframe, source=self.source,
-                          executor=executor)
-        self.zones = magnet_zones(self.table)
-        if self.zones.empty:
-            raise MarketDataError("no symbol of the universe could be scanned: "
-                                  + "; ".join(f"{r.symbol}: {r.error}" for r in self.table.itertuples()))
+        self.executor = executor
+        self._scan()
         self.symbol = str(self.zones["symbol"].iloc[0])
         options = [(row_label(r), r.symbol) for r in self.zones.itertuples()]
         self.w_table = w.Select(options=options, value=self.symbol, rows=min(len(options), 14),
                                 layout=w.Layout(width="100%"))
         self.w_table.add_class("liqlab-scan-table")
+        self.w_rescan = w.Button(description="Rescan", icon="refresh", tooltip="run the scan again (new data)")
+        self.w_rescan.add_class("liqlab-scan-rescan")
+        self.w_rescan.on_click(lambda _: self._guarded(self.rescan))
         self.status = w.HTML()
         self.status.add_class("liqlab-status")
         self.magnets = figure_widget(magnet_zones_figure(self.zones))
         heat, liqmap = self._figures(self.symbol)
         self.heatmap = figure_widget(heat)
         self.map = figure_widget(liqmap)
-        failed = self.table[self.table["error"] != ""]["symbol"].unique()
-        self._set_status(f"Scanned {len(self.symbols)} symbols ({len(failed)} failed), {window} of {timeframe} "
-                         f"candles; showing {self.symbol}.")
+        self._set_status(self._scanned() + f"; showing {self.symbol}.")
         self.w_table.observe(self._on_row, names="value")
         self._guard_widget_states()
         header = w.HTML(CSS + f"<div class='liqlab-scan-header'>{HEADER}</div>")
@@ -115,10 +112,44 @@ class ScanApp(GuardedComponent):
         for name, widget in (("magnets", self.magnets), ("heatmap", self.heatmap), ("map", self.map)):
             boxes[name] = w.VBox([widget], layout=w.Layout(width="100%"))
             boxes[name].add_class(f"liqlab-scan-{name}")
-        left = w.VBox([header, self.w_table, boxes["magnets"]], layout=w.Layout(width="42%"))
-        right = w.VBox([boxes["heatmap"], boxes["map"]], layout=w.Layout(width="58%"))
-        self.layout = w.VBox([self.status, w.HBox([left, right], layout=w.Layout(width="100%"))])
+        boxes["magnets"].layout.width = "58%"
+        boxes["heatmap"].layout.width = "60%"
+        boxes["map"].layout.width = "40%"
+        table = w.VBox([header, self.w_table], layout=w.Layout(width="42%"))
+        self.layout = w.VBox([
+            w.HBox([self.w_rescan, self.status]),
+            w.HBox([table, boxes["magnets"]], layout=w.Layout(width="100%")),
+            w.HBox([boxes["heatmap"], boxes["map"]], layout=w.Layout(width="100%")),
+        ])
         self.layout.add_class("liqlab-scan-app")
+
+    # -- scanning -------------------------------------------------------------------------------
+    def _scan(self) -> None:
+        table = scan(self.symbols, self.window, self.params, timeframe=self.timeframe, source=self.source,
+                     executor=self.executor)
+        zones = magnet_zones(table)
+        if zones.empty:
+            raise MarketDataError("no symbol of the universe could be scanned: "
+                                  + "; ".join(f"{r.symbol}: {r.error}" for r in table.itertuples()))
+        self.table, self.zones = table, zones
+
+    def _scanned(self) -> str:
+        failed = self.table[self.table["error"] != ""]["symbol"].unique()
+        return (f"Scanned {len(self.symbols)} symbols ({len(failed)} failed), {self.window} of "
+                f"{self.timeframe} candles")
+
+    def rescan(self) -> None:
+        """Run the scan again (stored data may have grown) and redraw the table, chart and detail."""
+        from liqlab.viz.scan_plots import magnet_zones_figure
+
+        self._scan()
+        keep = self.symbol if self.symbol in set(self.zones["symbol"]) else str(self.zones["symbol"].iloc[0])
+        with self._mute():
+            self.w_table.options = [(row_label(r), r.symbol) for r in self.zones.itertuples()]
+            self.w_table.value = keep
+        show_figure(self.magnets, magnet_zones_figure(self.zones))
+        self.select(keep)
+        self._set_status(self._scanned() + f"; showing {keep}.")
 
     # -- callbacks ------------------------------------------------------------------------------
     def _set_status(self, message: str, *, error: bool = False) -> None:
@@ -132,9 +163,9 @@ class ScanApp(GuardedComponent):
 
         market = self.source.load(symbol, self.timeframe, parse_window(self.window))
         result = compute_heatmap(market, self.params)
-        heat = heatmap_figure(result, market, height=460)
+        heat = heatmap_figure(result, market, height=520)
         heat.update_layout(title=dict(text=f"{symbol}: liquidation heatmap, last {self.window}"))
-        liqmap = liquidation_map_figure(result.snapshot(-1), height=420,
+        liqmap = liquidation_map_figure(result.snapshot(-1), height=520,
                                         title=f"{symbol}: liquidation map now")
         return heat, liqmap
 

@@ -44,7 +44,8 @@ class Executor(Protocol):
     name: str
     workers: int
 
-    def run(self, fn: Callable, tasks: Sequence[Any], progress: ProgressFn | None = None) -> list[Any]:  # pragma: no cover
+    def run(self, fn: Callable, tasks: Sequence[Any],
+            progress: ProgressFn | None = None) -> list[Any]:  # pragma: no cover
         ...
 
     def close(self) -> None:  # pragma: no cover
