@@ -112,10 +112,25 @@ def case_engine_real_hourly() -> dict:
             "speedup_vs_object_reference": round(ref_med / med, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def _scan_module():
+    spec = importlib.util.spec_from_file_location("scan_bench", HERE / "scan_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def case_scan() -> list[dict]:
+    """Market scan: serial vs process pool vs Dask LocalCluster (see ``benchmarks/scan_bench.py``)."""
+    return run_module(HERE / "scan_bench.py")
+
+
 CASES = {
     "engine_43200x1000": case_engine_43200x1000,
     "engine_525600_1m": case_engine_1y_1m,
     "engine_real_1h": case_engine_real_hourly,
+    "scan": case_scan,
+    "scan_task_3y_1m": lambda: _scan_module().task_3y_1m(),
 }
 
 
@@ -144,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.case:
         if args.case in CASES:
-            print(json.dumps(CASES[args.case]()), flush=True)
+            result = CASES[args.case]()
+            for row in (result if isinstance(result, list) else [result]):
+                print(json.dumps(row), flush=True)
         elif args.case in module_cases():
             for row in run_module(module_cases()[args.case]):
                 print(json.dumps(row), flush=True)

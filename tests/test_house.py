@@ -141,5 +141,5 @@ print(json.dumps({"file": liqlab.__file__, "candles": len(m), "predicted": float
     assert Path(info["file"]).is_relative_to(env_dir), info["file"]
     assert info["candles"] > 1000 and info["predicted"] > 0
     assert "binance_btcusdt" in info["tables"]
-    assert info["apps"] == ["02_explorer.ipynb", "03_liquidation_map.ipynb", "05_cascade_lab.ipynb"]
+    assert info["apps"] == ["02_explorer.ipynb", "03_liquidation_map.ipynb", "05_cascade_lab.ipynb", "06_market_scan.ipynb"]
     assert info["apps_exist"]

@@ -13,7 +13,7 @@ import sys
 
 # Each module exposes ``register(subparsers)`` adding its sub-commands; each sub-command sets
 # ``func(args) -> int`` as its default.
-COMMAND_MODULES = ("liqlab.cli.model", "liqlab.cli.data", "liqlab.cli.history", "liqlab.cli.app")
+COMMAND_MODULES = ("liqlab.cli.model", "liqlab.cli.data", "liqlab.cli.history", "liqlab.cli.scan", "liqlab.cli.app")
 
 
 class CommandError(Exception):

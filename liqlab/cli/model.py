@@ -16,14 +16,16 @@ def _load(path: str, liquidations: str | None = None):
 
 
 def _params(args: argparse.Namespace):
-    from liqlab.core.engine import ModelParams
+    """Model settings: the ``--params`` file (if any), then the single-setting flags over it."""
+    from liqlab.core.settings import params_from_settings, read_settings
 
-    changes = {"mix": args.mix, "max_columns": 0}
-    for name in ("entry", "turnover", "position_notional", "half_life_hours"):
+    settings = read_settings(args.params) if getattr(args, "params", None) else {}
+    changes = {}
+    for name in ("mix", "entry", "turnover", "position_notional", "half_life_hours"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
-    return ModelParams(**changes)
+    return params_from_settings({**settings, **changes, "max_columns": 0})
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -67,7 +69,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mix", default="balanced", help="leverage preset name or a JSON file (default: balanced)")
+    p.add_argument("--params", metavar="FILE.json",
+                   help="model settings file: a JSON object of ModelParams fields, as a scan grid entry "
+                        "(the flags below override it)")
+    p.add_argument("--mix", help="leverage preset name or a JSON file (default: balanced)")
     p.add_argument("--entry", choices=["range", "typical", "close", "ohlc4"], help="entry price model")
     p.add_argument("--turnover", type=float, help="share of traded notional that replaces positions")
     p.add_argument("--position-notional", dest="position_notional", type=float,

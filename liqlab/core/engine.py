@@ -450,7 +450,8 @@ class LiquidationMap:
         peak = vals.max(initial=0.0)
         if peak <= 0:
             return None
-        big = np.flatnonzero(vals >= threshold * peak)
+        # (vals > 0: for a tiny peak, threshold x peak underflows to 0 and would take empty bins)
+        big = np.flatnonzero((vals >= threshold * peak) & (vals > 0))
         b = big[-1] if side == "long" else big[0]
         p = float(self.prices[b])
         return p, float(vals[b]), 100.0 * (p / self.price - 1.0)

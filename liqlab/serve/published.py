@@ -15,6 +15,7 @@ PUBLISHED: tuple[str, ...] = (
     "02_explorer.ipynb",
     "03_liquidation_map.ipynb",
     "05_cascade_lab.ipynb",
+    "06_market_scan.ipynb",
 )
 
 
