@@ -378,11 +378,11 @@ def read_table(path: str | Path) -> Table:
     """
     path = Path(path)
     name = path.name
+    if path.is_dir():
+        raise MarketDataError(f"{name}: is a folder; give a file inside it")
     kind = _suffix_kind(path)
     if not path.exists():
         raise MarketDataError(f"{name}: no such file ({path})")
-    if path.is_dir():
-        raise MarketDataError(f"{name}: is a folder; give the market file inside it")
     if kind == "parquet":
         return _read_parquet(path)
     return table_from_text(decode_text(_read_bytes(path), name), name)
