@@ -507,3 +507,9 @@ def test_save_market_file_writes_atomically_and_round_trips(tmp_path, files):
         save_market_file(market, tmp_path / name)
         pd.testing.assert_frame_equal(load_market_file(tmp_path / name, symbol="X").data, market.data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.csv.gz", "out.parquet"]
+
+
+def test_an_epoch_cell_with_thousands_of_digits_is_a_named_error():
+    with pytest.raises(MarketDataError, match="not a time between 1970 and 2261") as err:
+        parse_timestamps(pd.Series(["9" * 9000]))
+    assert "(9000 characters)" in str(err.value)

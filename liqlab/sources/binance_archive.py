@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from liqlab.market import GapPolicy, Market, MarketDataError, infer_timeframe, make_market, timeframe_to_timedelta
-from liqlab.sources.csv_files import Table, check_rows, check_size, clip_cell, decode_text, table_from_text
+from liqlab.sources.csv_files import Table, check_rows, check_size, clip_cell, clip_error, decode_text, table_from_text
 
 __all__ = [
     "load_binance_archive",
@@ -84,7 +84,7 @@ def _zip_member(path: Path) -> bytes:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
         raise MarketDataError(
-            f"{path.name}: damaged zip archive ({type(exc).__name__}: {str(exc)[:80]}); download it again"
+            f"{path.name}: damaged zip archive ({type(exc).__name__}: {clip_error(exc, 80)}); download it again"
         ) from None
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "check_rows",
     "check_size",
     "clip_cell",
+    "clip_error",
     "decode_text",
     "file_stem",
     "liquidations_from_frame",
@@ -101,6 +102,12 @@ def clip_cell(value: object, limit: int = MAX_ECHO) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def clip_error(exc: BaseException, limit: int = 120) -> str:
+    """A library exception's text on one line, cut to ``limit`` characters, for an error message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _names(columns: Sequence[object], count: int = 12) -> str:
@@ -238,7 +245,7 @@ def _first_records(text: str, name: str, has_header: bool) -> tuple[list[str] | 
             first = next(reader, None)
     except csv.Error as exc:
         raise MarketDataError(
-            f"{name}, line {reader.line_num}: not a well-formed CSV ({str(exc)[:80]})"
+            f"{name}, line {reader.line_num}: not a well-formed CSV ({clip_error(exc, 80)})"
         ) from None
     return header, first, reader.line_num
 
@@ -303,7 +310,7 @@ def table_from_text(text: str, name: str, *, names: Sequence[str] | None = None)
         raise MarketDataError(f"{name}: the file is empty; expected a header line and data rows") from None
     except (pd.errors.ParserError, ValueError, csv.Error) as exc:
         raise MarketDataError(
-            f"{name}: not a well-formed CSV ({str(exc).strip()[:120]}); every line needs the same "
+            f"{name}: not a well-formed CSV ({clip_error(exc)}); every line needs the same "
             "number of comma-separated fields as the header"
         ) from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -343,7 +350,7 @@ def _read_bytes(path: Path) -> bytes:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise MarketDataError(f"{name}: not a valid gzip file ({str(exc)[:80]}); check the download") from None
+        raise MarketDataError(f"{name}: not a valid gzip file ({clip_error(exc, 80)}); check the download") from None
     check_size(len(raw), name)
     return raw
 
@@ -357,7 +364,7 @@ def _read_parquet(path: Path) -> Table:
         raise
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise MarketDataError(
-            f"{name}: not a readable Parquet file ({type(exc).__name__}: {str(exc)[:120]}); "
+            f"{name}: not a readable Parquet file ({type(exc).__name__}: {clip_error(exc)}); "
             "check the file or save it again"
         ) from None
     if isinstance(frame.index, pd.DatetimeIndex):
@@ -533,8 +540,8 @@ def parse_timestamps(
         if text.str.fullmatch(r"[+-]?\d+").all():
             try:
                 numbers = text.to_numpy(dtype=object).astype(np.int64)  # exact, unlike float64
-            except OverflowError:
-                pass  # past int64: the float values are refused as out of range below
+            except (OverflowError, ValueError):
+                pass  # past int64 (or too many digits to convert): refused as out of range below
         return _epoch_index(numbers, lambda i: text.iloc[i], column=column, where=where)
     if epoch.any():
         i = int(np.flatnonzero(epoch if epoch.sum() < len(epoch) / 2 else ~epoch)[0])

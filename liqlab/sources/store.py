@@ -35,6 +35,7 @@ from filelock import FileLock, Timeout
 
 from liqlab.atomic import TMP_PREFIX, atomic_write_parquet, atomic_write_text, remove_stale_temps
 from liqlab.market import EVENT_COLUMNS, MarketDataError
+from liqlab.sources.csv_files import clip_error
 
 ENV_VAR = "LIQLAB_DATA_DIR"
 
@@ -240,7 +241,7 @@ class Store:
             return None
         except OSError as exc:  # e.g. a directory where the file should be
             raise self._damaged(path, exchange, symbol, kind,
-                                f"cannot be opened ({type(exc).__name__}: {str(exc).strip()[:120]})") from None
+                                f"cannot be opened ({type(exc).__name__}: {clip_error(exc)})") from None
         try:
             # (not closed explicitly: the table's buffers may still point into the mapping)
             table = pq.read_table(source)
@@ -248,17 +249,21 @@ class Store:
             return None
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise self._damaged(path, exchange, symbol, kind,
-                                f"is unreadable ({str(exc).strip()[:160]})") from exc
+                                f"is unreadable ({clip_error(exc, 160)})") from exc
         self._check_table(table, path, exchange, symbol, kind)
         return table
 
     def _check_schema(self, schema, path: Path, exchange: str, symbol: str, kind: str) -> dict:
         """Refuse missing or mistyped columns and malformed metadata; return the metadata."""
         need = ("timestamp", *KIND_COLUMNS[kind])
-        missing = [c for c in need if c not in schema.names]
+        try:
+            names = schema.names
+        except ValueError:  # names that are not UTF-8 (UnicodeDecodeError)
+            raise self._damaged(path, exchange, symbol, kind, "has column names that are not text") from None
+        missing = [c for c in need if c not in names]
         if missing:
             raise self._damaged(path, exchange, symbol, kind, f"lacks column(s) {missing}")
-        if len(set(schema.names)) != len(schema.names):
+        if len(set(names)) != len(names):
             raise self._damaged(path, exchange, symbol, kind, "has repeated column names")
         wrong = [f"{c} ({schema.field(c).type})" for c in need if not _column_type_ok(kind, c, schema.field(c).type)]
         if wrong:
@@ -356,7 +361,17 @@ class Store:
             if end is not None:
                 mask &= ms <= to_ms(end)
             table = table.filter(pa.array(mask))
-        frame = table.to_pandas()
+        return self._to_frame(table, path, exchange, symbol, kind)
+
+    def _to_frame(self, table, path: Path, exchange: str, symbol: str, kind: str) -> pd.DataFrame:
+        """The stored table as a DataFrame with UTC timestamps (damaged pandas metadata: StoreError)."""
+        import pyarrow as pa
+
+        try:
+            frame = table.to_pandas()
+        except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
+            raise self._damaged(path, exchange, symbol, kind,
+                                f"cannot be converted ({type(exc).__name__}: {clip_error(exc)})") from None
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
         return frame
 
@@ -418,8 +433,7 @@ class Store:
             old_cov: list = []
             if table is not None:
                 old_cov = self._meta(table, path, exchange, symbol, kind).get("coverage", [])
-                old = table.to_pandas()
-                old["timestamp"] = pd.to_datetime(old["timestamp"], utc=True)
+                old = self._to_frame(table, path, exchange, symbol, kind)
                 merged = pd.concat([old, rows], ignore_index=True) if len(rows) else old
             else:
                 merged = rows
