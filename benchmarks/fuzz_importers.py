@@ -2,8 +2,9 @@
 
 Run ``python benchmarks/fuzz_importers.py [--inputs 10000] [--seed 0] [--time-limit 2] [--workers 2]``.
 Prints one JSON line: ``inputs``, ``calls``, ``crashes`` (an exception other than a named
-``MarketDataError``, or a named one whose message is not one bounded line), ``hangs`` (a call over
-the time limit), ``silent_acceptances`` (a loader returned data that breaks the contract: see
+``MarketDataError``, or a named one whose message is not one bounded line), ``hangs`` (a call that
+used more CPU time than the limit, or blocked for ten times as long: the machine's load does not
+count), ``silent_acceptances`` (a loader returned data that breaks the contract: see
 ``tests/fuzz_harness.py`` for the exact list), ``named_errors``, ``ok`` and ``median_ms`` per call,
 plus up to ``--examples`` examples of each failure. Target: 0 crashes, 0 hangs, 0 silent acceptances.
 """
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=10_000, help="mutated files to try (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="first random seed (default 0)")
-    parser.add_argument("--time-limit", type=float, default=2.0, help="seconds per loader call (default 2)")
+    parser.add_argument("--time-limit", type=float, default=2.0, help="CPU seconds per loader call (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--examples", type=int, default=5, help="failures shown per kind (default 5)")
     args = parser.parse_args(argv)

@@ -425,7 +425,7 @@ def test_an_extra_field_is_refused_on_any_line(tmp_path, line):
     rows = list(ROWS)
     rows[line - 2] = rows[line - 2] + ",0"
     path = write(tmp_path / "m.csv", [HEADER, *rows])
-    refused(lambda: load_market_file(path), name=f"m.csv", match=f"line {line}")
+    refused(lambda: load_market_file(path), name="m.csv", match=f"line {line}")
 
 
 def test_duplicated_realized_bars_count_once(tmp_path, files):

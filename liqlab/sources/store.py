@@ -33,7 +33,7 @@ import pandas as pd
 
 from filelock import FileLock, Timeout
 
-from liqlab.atomic import TMP_PREFIX, atomic_write_parquet, atomic_write_text, remove_stale_temps
+from liqlab.atomic import atomic_write_parquet, atomic_write_text, remove_stale_temps
 from liqlab.market import EVENT_COLUMNS, MarketDataError
 from liqlab.sources.csv_files import clip_error
 
