@@ -296,7 +296,8 @@ def test_recheck_imports_a_republished_day_again(archive, tmp_path):
     # the archive re-publishes the day with the first candle's close corrected
     lines = klines_csv(day, 288).splitlines()
     cells = lines[1].split(",")
-    cells[4] = "12345.6"
+    corrected = (float(cells[2]) + float(cells[3])) / 2  # within the candle's own range
+    cells[4] = repr(corrected)
     archive.add(kl("2024-03-30"), "\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
     plain = download_archive("binanceusdm", "BTCUSDT", **args)
     assert plain.downloads == 0 and plain.requests == 0
@@ -305,7 +306,7 @@ def test_recheck_imports_a_republished_day_again(archive, tmp_path):
     assert rechecked.republished == ["BTCUSDT-5m-2024-03-30.zip"] and rechecked.downloads == 1
     assert "re-published since imported, imported again: BTCUSDT-5m-2024-03-30.zip" in rechecked.message
     closes = store.read("binanceusdm", SYM, "ohlcv", "5m")["close"]
-    assert closes.iloc[0] == 12345.6 and len(closes) == 288
+    assert closes.iloc[0] == corrected != price_at(day + 300_000) and len(closes) == 288
     again = download_archive("binanceusdm", "BTCUSDT", recheck=True, **args)
     assert again.republished == [] and again.downloads == 0 and again.requests == 1  # one checksum asked
 

@@ -333,3 +333,87 @@ def test_real_coin_m_snapshot_head(real_data):
     assert e["price"].iloc[0] == 63425.1
     assert e["timestamp"].iloc[0] == t("2024-10-01 00:01:09.082")
     assert e["timestamp"].is_monotonic_increasing
+
+
+# --------------------------------------------------------------------------------------------
+# hostile input: named errors naming the right file and line, never a silent acceptance
+KLINE = "1577836800000,7189.43,7190.52,7177,7182.44,246.092,1577836859999,1767430.16121,336,46.630,334813.19820,0"
+
+
+def refused(call, *, name: str, match: str) -> str:
+    with pytest.raises(MarketDataError, match=match) as err:
+        call()
+    message = str(err.value)
+    assert message.startswith(name) and "\n" not in message and len(message) < 400, message
+    return message
+
+
+def test_a_quoted_header_row_is_read(tmp_path, arc):
+    lines = (arc / "BTCUSDT-fundingRate-2024-10.csv").read_text().splitlines()
+    header = ",".join(f'"{c}"' for c in lines[0].split(","))
+    (tmp_path / "f.csv").write_text("\n".join([header, *lines[1:]]) + "\n")
+    pd.testing.assert_series_equal(read_funding_rate(tmp_path / "f.csv"),
+                                   read_funding_rate(arc / "BTCUSDT-fundingRate-2024-10.csv"))
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({1: "inf"}, "infinite"), ({1: "0"}, "not a positive price"), ({3: "-7177"}, "not a positive price"),
+    ({2: "7100"}, "below the low"), ({5: "-246.092"}, "negative"),
+])
+def test_klines_refuse_values_the_contract_forbids(tmp_path, fields, match):
+    cells = KLINE.split(",")
+    for i, value in fields.items():
+        cells[i] = value
+    (tmp_path / "k.csv").write_text(KLINE.replace("1577836800000", "1577836740000") + "\n" + ",".join(cells) + "\n")
+    refused(lambda: read_klines(tmp_path / "k.csv"), name="k.csv, line 2", match=match)
+
+
+@pytest.mark.parametrize("value, match", [("-5000000000", "negative"), ("inf", "infinite")])
+def test_metrics_refuse_negative_or_infinite_open_interest(tmp_path, arc, value, match):
+    lines = (arc / "BTCUSDT-metrics-2024-10-01.csv").read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[3] = value
+    (tmp_path / "m.csv").write_text("\n".join([lines[0], lines[1], ",".join(cells), *lines[3:]]) + "\n")
+    refused(lambda: read_metrics(tmp_path / "m.csv"), name="m.csv, line 3", match=match)
+
+
+def test_funding_refuses_infinite_rates(tmp_path):
+    (tmp_path / "f.csv").write_text("calc_time,funding_interval_hours,last_funding_rate\n1727769600000,8,inf\n")
+    refused(lambda: read_funding_rate(tmp_path / "f.csv"), name="f.csv, line 2", match="infinite")
+
+
+@pytest.mark.parametrize("quantity, price, match", [
+    ("-0.5", "63000.0", "negative"), ("0.5", "-63000.0", "no usable price"), ("0.5", "inf", "infinite"),
+])
+def test_liquidation_snapshots_refuse_bad_values(tmp_path, arc, quantity, price, match):
+    header = (arc / "BTCUSDT-liquidationSnapshot-2024-10-01.csv").read_text().splitlines()[0]
+    row = f"1727740830000,SELL,LIMIT,IOC,{quantity},{price},0,FILLED,{quantity},{quantity}"
+    (tmp_path / "l.csv").write_text(f"{header}\n{row}\n")
+    refused(lambda: read_liquidation_snapshot(tmp_path / "l.csv"), name="l.csv, line 2", match=match)
+
+
+def test_a_damaged_zip_is_a_named_error(tmp_path, arc):
+    raw = (arc / "BTCUSDT-5m-2024-10-01.zip").read_bytes()
+    (tmp_path / "k.zip").write_bytes(raw[:40] + bytes(b ^ 0x5A for b in raw[40:80]) + raw[80:])
+    refused(lambda: read_klines(tmp_path / "k.zip"), name="k.zip", match="damaged zip archive")
+
+
+def test_archive_times_after_2261_are_refused_not_merged(tmp_path, archive_files):
+    far = KLINE.replace("1577836800000", "99999999999999")  # ms in 5138
+    (tmp_path / "k.csv").write_text(far + "\n")
+    files = {**archive_files, "klines": [*archive_files["klines"], tmp_path / "k.csv"]}
+    refused(lambda: load_binance_archive(**files, symbol="BTCUSDT"), name="k.csv, line 1",
+            match="between 1970 and 2261")
+
+
+def test_an_error_in_the_liquidations_file_names_that_file(tmp_path, fixtures):
+    from liqlab.sources.csv_files import load_market_file
+
+    root = fixtures / "market_files"
+    (tmp_path / "liq.csv").write_text("timestamp,side,price,notional\n2024-10-01T00:10:00Z,long,63000,-5\n")
+    refused(lambda: load_market_file(root / "market_iso.csv", liquidations=tmp_path / "liq.csv"),
+            name="liq.csv", match="negative")
+    events = pd.DataFrame({"timestamp": pd.to_datetime(["2024-10-01T00:10:00Z"]), "side": ["long"],
+                           "price": [63000.0], "notional": [5.0]})
+    market = load_market_file(root / "market_iso.csv", liquidations=events)
+    assert market.liquidations["long_usd"].tolist() == [5.0, 0.0, 0.0, 0.0]

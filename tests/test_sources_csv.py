@@ -347,3 +347,169 @@ def test_real_file_copied_with_semicolons_is_refused(real_data, tmp_path):
     path.write_text(text)
     with pytest.raises(MarketDataError, match="delimiter"):
         load_market_file(path)
+
+
+# --------------------------------------------------------------------------------------------
+# hostile input: every malformed file is a named error in one bounded sentence
+HEADER = "timestamp,open,high,low,close,volume,open_interest"
+ROWS = [
+    "2024-10-01T00:00:00Z,100,110,90,105,10,5000000",
+    "2024-10-01T01:00:00Z,105,115,95,110,12,5100000",
+    "2024-10-01T02:00:00Z,110,120,100,115,11,5200000",
+]
+
+
+def write(path, lines, *, gz: bool = False):
+    text = "\n".join(lines) + "\n"
+    if gz:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def refused(call, *, name: str, match: str) -> str:
+    """The MarketDataError message of ``call()``: names ``name``, matches ``match``, one short sentence."""
+    with pytest.raises(MarketDataError, match=match) as err:
+        call()
+    message = str(err.value)
+    assert message.startswith(name) and "\n" not in message and len(message) < 400, message
+    return message
+
+
+@pytest.mark.parametrize("cell", ["99999999999999999999999", "-1", "1" * 400, "1" + "0" * 30 + ".5"])
+def test_epoch_numbers_out_of_range_are_refused(tmp_path, cell):
+    path = write(tmp_path / "m.csv", [HEADER, "1727740800000,100,110,90,105,10,5000000",
+                                      f"{cell},105,115,95,110,12,5100000"])
+    refused(lambda: load_market_file(path), name="m.csv, line 3", match="not a time between 1970 and 2261")
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series([10_000_000_000_000], dtype="int64"),      # ms in 2286: wrapped to 1700s before
+    pd.Series([1.0e19]),                                   # float path: NaT before
+    pd.Series(["99999999999999999"]),                      # 1e17 ns = 1973 is fine; 1e17-1 µs is 5138
+])
+def test_epoch_times_after_2261_never_wrap(values):
+    with pytest.raises(MarketDataError, match="between 1970 and 2261"):
+        parse_timestamps(values)
+
+
+def test_iso_times_after_2261_are_refused(tmp_path):
+    path = write(tmp_path / "m.csv", [HEADER, ROWS[0], "2300-01-01T00:00:00Z,105,115,95,110,12,5100000"])
+    refused(lambda: load_market_file(path), name="m.csv, line 3", match="between 1970 and 2261")
+
+
+def test_a_damaged_gzip_is_a_named_error(tmp_path):
+    good = gzip.compress(("\n".join([HEADER, *ROWS]) + "\n").encode())
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(good[:20] + bytes(b ^ 0xFF for b in good[20:40]) + good[40:])
+    refused(lambda: load_market_file(path), name="m.csv.gz", match="not a valid gzip file")
+
+
+def test_headers_that_collide_after_normalising_are_refused(tmp_path):
+    path = write(tmp_path / "m.csv", [HEADER + ", Open ", *(r + ",1" for r in ROWS)])
+    refused(lambda: load_market_file(path), name="m.csv, line 1", match="both read as 'open'")
+
+
+def test_a_very_long_line_is_refused_at_once(tmp_path):
+    import time
+
+    path = write(tmp_path / "m.csv", ["," * 1_000_000, *ROWS])
+    t0 = time.perf_counter()
+    refused(lambda: load_market_file(path), name="m.csv, line 1", match="longer than 10,000 characters")
+    assert time.perf_counter() - t0 < 5.0
+
+
+@pytest.mark.parametrize("line", [2, 3])
+def test_an_extra_field_is_refused_on_any_line(tmp_path, line):
+    rows = list(ROWS)
+    rows[line - 2] = rows[line - 2] + ",0"
+    path = write(tmp_path / "m.csv", [HEADER, *rows])
+    refused(lambda: load_market_file(path), name="m.csv", match=f"line {line}")
+
+
+def test_duplicated_realized_bars_count_once(tmp_path, files):
+    bars = write(tmp_path / "bars.csv", ["timestamp,long_usd,short_usd",
+                                          "2024-10-01T00:00:00Z,1000,0", "2024-10-01T00:00:00Z,1000,0"])
+    got, _ = load_liquidations_file(bars)
+    assert got["long_usd"].tolist() == [1000.0]
+    market = load_market_file(files / "market_iso.csv", liquidations=bars)
+    assert market.liquidations["long_usd"].tolist() == [1000.0, 0.0, 0.0, 0.0]
+
+
+def test_conflicting_realized_bars_are_refused(tmp_path):
+    bars = write(tmp_path / "bars.csv", ["timestamp,long_usd,short_usd",
+                                          "2024-10-01T00:00:00Z,1000,0", "2024-10-01T00:00:00Z,7,0"])
+    refused(lambda: load_liquidations_file(bars), name="bars.csv, line 3", match="different values")
+
+
+@pytest.mark.parametrize("price, notional, match", [
+    ("-5", "100", "not a positive price"), ("0", "100", "not a positive price"),
+    ("inf", "100", "infinite"), ("nan", "100", "empty or NaN"), ("63000", "-100", "negative"),
+])
+def test_bad_liquidation_events_are_refused_naming_their_file(tmp_path, files, price, notional, match):
+    events = write(tmp_path / "liq.csv", ["timestamp,side,price,notional",
+                                           "2024-10-01T00:10:00Z,long,63000,50",
+                                           f"2024-10-01T00:20:00Z,short,{price},{notional}"])
+    refused(lambda: load_market_file(files / "market_iso.csv", liquidations=events),
+            name="liq.csv, line 3", match=match)
+
+
+def test_make_market_refuses_bad_event_values():
+    data = pd.DataFrame({"open": [100.0, 100.0], "high": 100.0, "low": 100.0, "close": 100.0, "volume": 1.0,
+                         "open_interest": 1e6}, index=utc("2024-10-01 00:00", "2024-10-01 01:00"))
+    for price, notional in ((-1.0, 5.0), (np.nan, 5.0), (np.inf, 5.0), (100.0, -5.0), (100.0, np.inf)):
+        events = pd.DataFrame({"timestamp": utc("2024-10-01 00:10"), "side": ["long"], "price": [price],
+                               "notional": [notional]})
+        with pytest.raises(MarketDataError, match="liquidation event (price|notional)"):
+            make_market(data, symbol="X", exchange="x", liquidation_events=events)
+
+
+@pytest.mark.parametrize("row, column, match", [
+    ("2024-10-01T01:00:00Z,inf,115,95,110,12", "open", "infinite"),
+    ("2024-10-01T01:00:00Z,0,115,0,110,12", "open", "not a positive price"),
+    ("2024-10-01T01:00:00Z,-105,115,95,110,12", "open", "not a positive price"),
+    ("2024-10-01T01:00:00Z,105,95,115,110,12", "high", "below the low"),
+    ("2024-10-01T01:00:00Z,105,115,95,110,-12", "volume", "negative"),
+    ("2024-10-01T01:00:00Z,105,115,95,130,12", "close", "outside"),
+])
+def test_candle_files_refuse_values_the_contract_forbids(tmp_path, row, column, match):
+    path = write(tmp_path / "c.csv", ["timestamp,open,high,low,close,volume", ROWS[0].rsplit(",", 1)[0], row])
+    message = refused(lambda: load_candles_file(path), name="c.csv, line 3", match=match)
+    assert f"column {column!r}" in message
+
+
+def test_inf_in_an_optional_column_is_refused_not_carried_forward(tmp_path):
+    path = write(tmp_path / "m.csv", [HEADER + ",funding_rate", ROWS[0] + ",0.0001", ROWS[1] + ",inf",
+                                      ROWS[2] + ","])
+    refused(lambda: load_market_file(path), name="m.csv, line 3", match="infinite")
+    data = pd.DataFrame({"open": [100.0, 100.0], "high": 100.0, "low": 100.0, "close": 100.0, "volume": 1.0,
+                         "open_interest": 1e6, "funding_rate": [0.01, np.inf]},
+                        index=utc("2024-10-01 00:00", "2024-10-01 01:00"))
+    with pytest.raises(MarketDataError, match="'funding_rate' has 1 infinite"):
+        make_market(data, symbol="X", exchange="x")
+
+
+def test_errors_quote_at_most_a_clip_of_a_huge_cell(tmp_path):
+    path = write(tmp_path / "m.csv", [HEADER, ROWS[0], "2024-10-01T01:00:00Z,105," + "x" * 9000 + ",95,110,12,5"])
+    message = refused(lambda: load_market_file(path), name="m.csv, line 3", match="is not a number")
+    assert "(9000 characters)" in message
+
+
+def test_a_folder_given_as_a_file_is_a_named_error(tmp_path):
+    (tmp_path / "m.csv").mkdir()
+    refused(lambda: load_market_file(tmp_path / "m.csv"), name="m.csv", match="is a folder")
+
+
+def test_save_market_file_writes_atomically_and_round_trips(tmp_path, files):
+    market = load_market_file(files / "market_iso.csv", symbol="X")
+    for name in ("out.csv", "out.csv.gz", "out.parquet"):
+        save_market_file(market, tmp_path / name)
+        pd.testing.assert_frame_equal(load_market_file(tmp_path / name, symbol="X").data, market.data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.csv.gz", "out.parquet"]
+
+
+def test_an_epoch_cell_with_thousands_of_digits_is_a_named_error():
+    with pytest.raises(MarketDataError, match="not a time between 1970 and 2261") as err:
+        parse_timestamps(pd.Series(["9" * 9000]))
+    assert "(9000 characters)" in str(err.value)

@@ -154,3 +154,138 @@ def test_wrong_schema_gives_a_repair_hint(tmp_path):
     pd.DataFrame({"timestamp": [1], "rate": [0.1]}).to_parquet(path)
     with pytest.raises(StoreError, match="lacks column"):
         store.read(EX, SYM, "funding")
+
+
+# -- damaged files planted in the store ---------------------------------------------------------
+def _plant(path: Path, columns: dict, metadata: bytes | None = None) -> bytes:
+    """Write a Parquet file with exactly ``columns`` (pyarrow arrays) and liqlab ``metadata``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(columns)
+    if metadata is not None:
+        table = table.replace_schema_metadata({b"liqlab": metadata})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path.read_bytes()
+
+
+def _ohlcv_columns(ts, price=None) -> dict:
+    import pyarrow as pa
+
+    n = len(ts)
+    price = pa.array([100.0] * n) if price is None else price
+    return {"timestamp": ts, "open": price, "high": price, "low": price, "close": price,
+            "volume": pa.array([1.0] * n)}
+
+
+def _assert_refused_everywhere(store: Store, path: Path, match: str, *, coverage: bool = True) -> None:
+    """read, write (and coverage) raise a StoreError with a repair hint, and the file is kept."""
+    before = path.read_bytes() if path.is_file() else None
+    calls = [lambda: store.read(EX, SYM, "ohlcv", "5m"),
+             lambda: store.write(EX, SYM, "ohlcv", "5m", candles("2024-02-01", 1))]
+    if coverage:  # coverage reads the schema only, not the rows
+        calls.append(lambda: store.coverage(EX, SYM, "ohlcv", "5m"))
+    for call in calls:
+        with pytest.raises(StoreError, match=match) as err:
+            call()
+        assert str(path) in str(err.value) and "delete" in str(err.value)
+        assert "liqlab fetch binanceusdm BTC/USDT:USDT" in str(err.value)
+    if before is not None:
+        assert path.read_bytes() == before  # a refused write leaves the data as it was
+
+
+def test_a_directory_in_place_of_the_file_is_a_store_error(tmp_path):
+    store = Store(tmp_path)
+    path = store.path(EX, SYM, "ohlcv", "5m")
+    path.mkdir(parents=True)
+    _assert_refused_everywhere(store, path, "cannot be opened")
+
+
+@pytest.mark.parametrize("metadata, match", [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"coverage": [[1]]}', "malformed 'coverage'"),
+    (b'{"coverage": [["a", "b"]]}', "malformed 'coverage'"),
+    (b'{"coverage": [[5, 1]]}', "malformed 'coverage'"),
+])
+def test_bad_metadata_is_a_store_error(tmp_path, metadata, match):
+    import pyarrow as pa
+
+    store = Store(tmp_path)
+    path = store.path(EX, SYM, "ohlcv", "5m")
+    _plant(path, _ohlcv_columns(pa.array(pd.date_range("2024-01-01", periods=3, freq="5min", tz="UTC"))), metadata)
+    _assert_refused_everywhere(store, path, match)
+
+
+@pytest.mark.parametrize("case", ["timestamp as text", "timestamp as int64", "price as text"])
+def test_wrong_column_types_are_a_store_error(tmp_path, case):
+    import pyarrow as pa
+
+    store = Store(tmp_path)
+    path = store.path(EX, SYM, "ohlcv", "5m")
+    ts = pd.date_range("2024-01-01", periods=3, freq="5min", tz="UTC")
+    if case == "timestamp as text":
+        columns = _ohlcv_columns(pa.array([str(t) for t in ts]))
+    elif case == "timestamp as int64":
+        columns = _ohlcv_columns(pa.array(ts.as_unit("ms").asi8))
+    else:
+        columns = _ohlcv_columns(pa.array(ts), price=pa.array(["100", "101", "102"]))
+    _plant(path, columns, b'{"coverage": []}')
+    _assert_refused_everywhere(store, path, "wrong type")
+
+
+@pytest.mark.parametrize("order, match", [([2, 0, 1], "out of time order"), ([0, 1, 1], "repeated timestamps")])
+def test_unsorted_or_repeated_rows_are_a_store_error(tmp_path, order, match):
+    import pyarrow as pa
+
+    store = Store(tmp_path)
+    path = store.path(EX, SYM, "ohlcv", "5m")
+    ts = pd.date_range("2024-01-01", periods=3, freq="5min", tz="UTC")[order]
+    _plant(path, _ohlcv_columns(pa.array(ts)), b'{"coverage": []}')
+    _assert_refused_everywhere(store, path, match, coverage=False)
+
+
+def test_read_window_works_for_any_stored_time_unit(tmp_path):
+    import pyarrow as pa
+
+    store = Store(tmp_path)
+    path = store.path(EX, SYM, "ohlcv", "5m")
+    ts = pd.date_range("2024-01-01", periods=5, freq="5min", tz="UTC").as_unit("us")
+    _plant(path, _ohlcv_columns(pa.array(ts)), b'{"coverage": []}')
+    window = store.read(EX, SYM, "ohlcv", "5m", start="2024-01-01 00:05", end="2024-01-01 00:10")
+    assert window["timestamp"].tolist() == list(ts[1:3])
+
+
+def test_a_file_without_metadata_is_listed_under_a_symbol_fetch_accepts(tmp_path):
+    import pyarrow as pa
+
+    from liqlab.sources.loader import NoStoredDataError, load_market
+
+    store = Store(tmp_path)
+    path = store.path(EX, SYM, "ohlcv", "5m")
+    assert path.parent.name == "BTC_USDT_USDT"
+    _plant(path, _ohlcv_columns(pa.array(pd.date_range("2020-01-01", periods=3, freq="5min", tz="UTC"))))
+    assert [e.symbol for e in store.entries()] == ["BTC/USDT:USDT"]
+    with pytest.raises(NoStoredDataError) as err:
+        load_market(EX, "BTC", "5m", "2024-01-01", "2024-01-02", store=store, offline=True)
+    assert "liqlab fetch binanceusdm BTC/USDT:USDT " in str(err.value)
+
+
+def test_store_imports_and_writes_where_fcntl_is_missing(tmp_path):
+    script = textwrap.dedent("""
+        import sys, warnings
+        sys.modules["fcntl"] = None  # as on Windows: importing it raises ImportError
+        warnings.simplefilter("ignore")
+        import pandas as pd
+        import liqlab
+        from liqlab.sources.store import Store
+        store = Store(sys.argv[1])
+        ts = pd.date_range("2024-01-01", periods=3, freq="5min", tz="UTC")
+        frame = pd.DataFrame({"timestamp": ts, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0})
+        print(store.write("binanceusdm", "BTC/USDT:USDT", "ohlcv", "5m", frame))
+    """)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "3"

@@ -163,3 +163,86 @@ def test_real_hourly_scorecard(real_data):
         assert model.log_r2 > base.log_r2
         assert model.cascade_recall >= base.cascade_recall
         assert model.spearman > base.spearman
+
+
+# -- the command line under hostile input: one sentence, a non-zero status, never a nan table
+def _files(tmp_path, liquidations: pd.DataFrame | None = None):
+    m = _market()
+    mk, lq = tmp_path / "m.csv", tmp_path / "l.csv"
+    m.data.reset_index().to_csv(mk, index=False)
+    (m.liquidations if liquidations is None else liquidations).reset_index().to_csv(lq, index=False)
+    return m, mk, lq
+
+
+def _one_sentence(capsys, status: int, argv: list[str], *needles: str) -> str:
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "usage:" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_validate_refuses_realized_data_outside_the_market(tmp_path, capsys):
+    m = _market()
+    later = m.liquidations.copy()
+    later.index = later.index + pd.Timedelta(days=365)
+    _, mk, lq = _files(tmp_path, later)
+    _one_sentence(capsys, 1, ["validate", str(mk), str(lq)], "liqlab validate: ", "zero on every candle")
+
+
+def test_validate_refuses_all_zero_realized_data(tmp_path, capsys):
+    m = _market()
+    _, mk, lq = _files(tmp_path, m.liquidations * 0.0)
+    _one_sentence(capsys, 1, ["validate", str(mk), str(lq), "--json"], "zero on every candle")
+
+
+def test_a_side_with_constant_realized_test_span_is_refused():
+    m = _market()
+    liq = m.liquidations.copy()
+    liq.loc[m.index[100]:, "short_usd"] = 0.0
+    with pytest.raises(ValidationError, match="realized short liquidations are the same"):
+        scorecard(m.with_liquidations(liq), split=0.5)
+
+
+def test_usage_errors_are_one_sentence(tmp_path, capsys):
+    _one_sentence(capsys, 2, ["validate"], "liqlab validate: ", "see liqlab validate --help")
+    _one_sentence(capsys, 2, ["predict", "x.csv", "--turnover", "lots"], "--turnover")
+    _one_sentence(capsys, 2, ["no-such-command"], "liqlab: ")
+
+
+@pytest.mark.parametrize("split, ok", [("0.5", True), ("not-a-date", False), ("1.5", False)])
+def test_split_is_a_time_or_a_fraction_and_errors_name_it(tmp_path, capsys, split, ok):
+    _, mk, lq = _files(tmp_path)
+    if ok:
+        assert main(["validate", str(mk), str(lq), "--split", split, "--json"]) == 0
+        assert {r["n_test"] for r in json.loads(capsys.readouterr().out)["scores"]} == {100}
+    else:
+        _one_sentence(capsys, 2, ["validate", str(mk), str(lq), "--split", split], "argument --split: ")
+
+
+def test_a_folder_as_input_is_one_sentence(tmp_path, capsys):
+    _one_sentence(capsys, 1, ["predict", str(tmp_path)], "is a folder")
+    _, mk, _ = _files(tmp_path)
+    _one_sentence(capsys, 1, ["validate", str(mk), str(tmp_path)], "is a folder")
+
+
+def test_an_impossible_out_is_one_sentence(tmp_path, capsys):
+    _, mk, _ = _files(tmp_path)
+    (tmp_path / "f").write_text("a file, not a folder")
+    _one_sentence(capsys, 1, ["predict", str(mk), "--out", str(tmp_path / "f" / "p.csv")], "cannot write --out")
+    _one_sentence(capsys, 1, ["predict", str(mk), "--out", str(tmp_path)], "--out", "is a folder")
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"[1, 2, 3]", "JSON object"),
+    (b'{"leverages": 5, "long": [1]}', "list of numbers"),
+    (b'{"leverages": ["a", "b"], "long": [1, 1]}', "list of numbers"),
+    ('{"leverages": [10]}'.encode("utf-16"), "UTF-8"),
+    (b"{not json", "not valid JSON"),
+])
+def test_a_malformed_mix_file_is_one_sentence(tmp_path, capsys, content, needle):
+    _, mk, _ = _files(tmp_path)
+    mix = tmp_path / "mix.json"
+    mix.write_bytes(content)
+    _one_sentence(capsys, 1, ["predict", str(mk), "--mix", str(mix)], "liqlab predict: ", "mix.json", needle)

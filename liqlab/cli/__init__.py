@@ -20,8 +20,19 @@ class CommandError(Exception):
     """A failure to report to the user as one sentence (no traceback)."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one sentence, not a usage block.
+
+    Sub-command parsers are of the same class (argparse makes them with ``type(self)``).
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        """Print ``<prog>: <message>; see <prog> --help`` on stderr and exit with status 2."""
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="liqlab", description="Liquidation heatmaps for crypto perpetual futures."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -38,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

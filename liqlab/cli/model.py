@@ -36,12 +36,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = pred.reset_index()
     out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        out.to_csv(args.out, index=False)
+        _write_out(args.out, out.to_csv(index=False))
         print(f"wrote {len(out)} candles of predicted liquidations to {args.out}", file=sys.stderr)
     else:
         out.to_csv(sys.stdout, index=False)
     return 0
+
+
+def _write_out(path: str, text: str) -> None:
+    """Write ``text`` to ``--out`` atomically, or say in one sentence why it cannot be written."""
+    from liqlab.core.atomic import atomic_write_text
+    from liqlab.cli import CommandError
+
+    target = Path(path)
+    if target.is_dir():
+        raise CommandError(f"--out {path} is a folder; give a file name such as {target / 'predicted.csv'}")
+    try:
+        atomic_write_text(target, text)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CommandError(
+            f"cannot write --out {path} ({reason}); give a file in a folder you can write to"
+        ) from None
+
+
+def _split_arg(text: str):
+    """``--split``: a time or a fraction of the window (argparse names the option on error)."""
+    from liqlab.evaluate.validation import ValidationError, parse_split
+
+    try:
+        return parse_split(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -94,7 +120,9 @@ def register(sub) -> None:
                                    "the |move|xOI and ladder baselines; calibrated before --split.")
     v.add_argument("market", help="market CSV or Parquet file")
     v.add_argument("realized", help="realized liquidations: timestamp,long_usd,short_usd or events")
-    v.add_argument("--split", help="first time of the test span (default: the middle)")
+    v.add_argument("--split", type=_split_arg,
+                   help="start of the test span: a time (2026-01-01) or a fraction of the window (0.6); "
+                        "default: the middle")
     v.add_argument("--fit", action="store_true", help="choose the leverage mix and settings on the training span")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _model_options(v)

@@ -122,6 +122,17 @@ class LeverageMix:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "LeverageMix":
+        """A mix from ``{"leverages": [...], "long": [...], "short": [...], "name": ...}`` or ``{"preset": name}``.
+
+        Raises
+        ------
+        LeverageMixError
+            When ``d`` is not such a mapping of number lists.
+        """
+        if not isinstance(d, Mapping):
+            raise LeverageMixError(
+                f"a leverage mix is a JSON object with 'leverages' and 'long' lists, not a {type(d).__name__}"
+            )
         if "preset" in d:
             return cls.preset(str(d["preset"]))
         try:
@@ -129,16 +140,40 @@ class LeverageMix:
             long = d["long"]
         except KeyError as exc:
             raise LeverageMixError(f"a leverage mix needs the field {exc.args[0]!r}") from exc
-        return cls(leverages=tuple(lev), long=tuple(long), short=tuple(d.get("short", long)),
+        fields = {"leverages": lev, "long": long, "short": d.get("short", long)}
+        for key, value in fields.items():
+            if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            ):
+                raise LeverageMixError(f"the leverage mix field {key!r} must be a list of numbers")
+        return cls(leverages=tuple(lev), long=tuple(long), short=tuple(fields["short"]),
                    name=str(d.get("name", "custom")))
 
     @classmethod
     def from_json(cls, path: str | Path) -> "LeverageMix":
-        """Read a mix from JSON (``leverages``, ``long``, optional ``short`` and ``name``)."""
+        """Read a mix from JSON (``leverages``, ``long``, optional ``short`` and ``name``).
+
+        Raises
+        ------
+        LeverageMixError
+            An unreadable file, text that is not UTF-8 JSON, or JSON of the wrong shape.
+        """
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LeverageMixError(f"{path}: cannot read a leverage mix ({exc})") from exc
+            text = Path(path).read_bytes().decode("utf-8-sig")
+        except OSError as exc:
+            raise LeverageMixError(
+                f"{path}: cannot read a leverage mix ({exc.strerror or type(exc).__name__}); give a JSON file"
+            ) from None
+        except UnicodeDecodeError:
+            raise LeverageMixError(f"{path}: cannot read a leverage mix: the file must be UTF-8 JSON text") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise LeverageMixError(f"{path}: cannot read a leverage mix: not valid JSON ({str(exc)[:80]})") from None
+        try:
+            return cls.from_dict(data)
+        except LeverageMixError as exc:
+            raise LeverageMixError(f"{path}: cannot read a leverage mix: {exc}") from None
 
     @classmethod
     def resolve(cls, spec: "LeverageMix | str | Mapping | None") -> "LeverageMix":

@@ -214,8 +214,9 @@ def validate_market(
     ------
     MarketDataError
         Missing columns, unparseable/unsorted/duplicated timestamps, gaps (with ``gaps="raise"``),
-        NaN or infinite values, non-positive prices, high below low or outside open/close,
-        negative volume or open interest, or open interest that looks like base units.
+        NaN or infinite values (optional columns: infinite ones), non-positive prices, high below
+        low or outside open/close, negative volume, open interest, taker volume or long/short
+        ratio, or open interest that looks like base units.
     """
     if not isinstance(data, pd.DataFrame):
         raise MarketDataError(f"{where}: expected a pandas DataFrame, got {type(data).__name__}")
@@ -318,14 +319,21 @@ def validate_market(
         raise MarketDataError(f"gaps must be 'raise', 'fill' or 'keep', not {gaps!r}")
     for col in OPTIONAL_COLUMNS:
         if col in frame:
-            values = frame[col].replace([np.inf, -np.inf], np.nan)
+            values = frame[col]
+            infinite = np.isinf(values.to_numpy())
+            if infinite.any():
+                raise MarketDataError(
+                    f"{where}: column {col!r} has {int(infinite.sum())} infinite value(s), first at "
+                    f"{_first_bad(frame.index, infinite)}; leave unknown values blank (NaN) instead"
+                )
+            negative = values.to_numpy() < 0
+            if col != "funding_rate" and negative.any():
+                raise MarketDataError(f"{where}: negative {col} at {_first_bad(frame.index, negative)}")
             if values.isna().all():  # a column with no value at all carries no information
                 frame = frame.drop(columns=col)
                 continue
             # carry the last known value forward; leading blanks take the first known one
             frame[col] = values.ffill().bfill()
-            if col == "taker_buy_volume":
-                frame[col] = frame[col].clip(lower=0.0)
     frame.index.freq = None
     return frame, timeframe, found
 
@@ -386,6 +394,24 @@ def events_to_bars(
     return align_liquidations(frame, index, step=step, where="liquidation events")
 
 
+def _check_events(events: pd.DataFrame, where: str) -> None:
+    """Refuse liquidation events whose price is not positive or whose notional is negative or not finite."""
+    for col, ok, what in (("price", lambda v: v > 0, "a positive price"),
+                          ("notional", lambda v: v >= 0, "a non-negative notional")):
+        try:
+            values = pd.to_numeric(events[col], errors="raise").to_numpy(dtype=np.float64)
+        except (ValueError, TypeError):
+            raise MarketDataError(f"{where}: liquidation event column {col!r} is not numeric") from None
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(values) & ok(values))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise MarketDataError(
+                f"{where}: liquidation event {col} must be {what}; {int(bad.sum())} event(s) are not, "
+                f"first at {events['timestamp'].iloc[i]} ({values[i]:.10g})"
+            )
+
+
 def make_market(
     data: pd.DataFrame,
     *,
@@ -409,7 +435,8 @@ def make_market(
     Raises
     ------
     MarketDataError
-        See :func:`validate_market`; also an unknown contract type or malformed events.
+        See :func:`validate_market`; also an unknown contract type or malformed events (a side
+        other than long/short, a price that is not positive, a negative or non-finite notional).
     """
     if contract not in ("linear", "inverse"):
         raise MarketDataError(f"contract must be 'linear' or 'inverse', not {contract!r}")
@@ -431,6 +458,7 @@ def make_market(
                 f"{where}: liquidation event side must be 'long' or 'short', got "
                 f"{sorted(set(events.loc[bad_side, 'side'].astype(str)))[:3]}"
             )
+        _check_events(events, where)
         events = events.sort_values("timestamp", kind="stable").reset_index(drop=True)
     if liquidations is not None:
         bars = align_liquidations(liquidations, frame.index, step=timeframe_to_timedelta(tf),

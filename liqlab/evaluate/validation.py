@@ -17,6 +17,7 @@ Baselines, scored the same way:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -144,20 +145,67 @@ class Score:
     n_test: int
 
 
+_FRACTION = re.compile(r"\s*[0-9]*\.[0-9]+\s*")
+
+
+def parse_split(split) -> float | pd.Timestamp | None:
+    """The start of the test span: a fraction of the window in (0, 1), a UTC time, or None.
+
+    Accepts a float, a time, or text: ``"0.6"`` (a fraction) or ``"2026-01-01"`` (a time; naive
+    means UTC).
+
+    Raises
+    ------
+    ValidationError
+        A fraction outside (0, 1), or text that is neither a fraction nor a time.
+    """
+    if split is None:
+        return None
+    if isinstance(split, str) and _FRACTION.fullmatch(split):
+        split = float(split)
+    if isinstance(split, float):
+        if not 0 < split < 1:
+            raise ValidationError(f"split {split!r}: a fraction of the window must lie strictly between 0 and 1")
+        return split
+    try:
+        ts = pd.Timestamp(split)
+    except (ValueError, TypeError, OverflowError):
+        ts = pd.NaT
+    if ts is pd.NaT:
+        shown = str(split)[:40]
+        raise ValidationError(
+            f"split {shown!r} is neither a time (e.g. 2026-01-01 or 2026-01-01T12:00Z) nor a fraction "
+            "of the window between 0 and 1 (e.g. 0.6)"
+        )
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+
+
 def split_position(index: pd.DatetimeIndex, split) -> int:
     """Position in ``index`` where the test span starts.
 
     ``split`` is None (half way), a fraction in (0, 1), or a time (the first index entry at or
-    after it).
+    after it), as :func:`parse_split` reads it.
     """
+    split = parse_split(split)
     if split is None:
         return len(index) // 2
-    if isinstance(split, float) and 0 < split < 1:
+    if isinstance(split, float):
         return int(len(index) * split)
-    ts = pd.Timestamp(split)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return int(index.searchsorted(ts, side="left"))
+    return int(index.searchsorted(split, side="left"))
+
+
+def _require_realized(market: Market) -> None:
+    """Refuse a market without realized liquidations, or with nothing but zeros."""
+    if market.liquidations is None:
+        raise ValidationError(
+            f"{market.label} has no realized liquidations to score against; load them with the market"
+        )
+    if not (market.liquidations.to_numpy() > 0).any():
+        raise ValidationError(
+            f"{market.label}: realized liquidations are zero on every candle from {market.start} to "
+            f"{market.end}; the realized data does not overlap the market's time span or holds only "
+            "zeros: give realized liquidations for the same period"
+        )
 
 
 def score_predictions(
@@ -195,6 +243,12 @@ def score_predictions(
         col = f"{side}_usd"
         p = predicted[col].to_numpy(float)
         r = realized[col].to_numpy(float)
+        if np.all(r[cut:] == r[cut]):
+            raise ValidationError(
+                f"realized {side} liquidations are the same ({r[cut]:g}) on every test candle from "
+                f"{realized.index[cut]}: nothing to score against; give realized data covering the test span "
+                "or move the split"
+            )
         line = fit_log_line(p[lo:cut], r[lo:cut])
         out.append(Score(
             model=name, side=side, spearman=spearman(p[cut:], r[cut:]),
@@ -217,10 +271,7 @@ def scorecard(
 
     ``model_predictions`` maps names to predicted frames; None runs the model with ``params``.
     """
-    if market.liquidations is None:
-        raise ValidationError(
-            f"{market.label} has no realized liquidations to score against; load them with the market"
-        )
+    _require_realized(market)
     if model_predictions is None:
         from liqlab.core.engine import predict_liquidations
 
@@ -297,8 +348,7 @@ def fit_model(
 
     from liqlab.core.engine import ModelParams, predict_liquidations
 
-    if market.liquidations is None:
-        raise ValidationError(f"{market.label} has no realized liquidations to fit on")
+    _require_realized(market)
     base = ModelParams() if params is None else params
     grid = dict(DEFAULT_GRID if grid is None else grid)
     cut = split_position(market.index, split)

@@ -28,12 +28,12 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import NamedTuple
 
 from liqlab.serve import bundle_split
+from liqlab.core.atomic import atomic_write_bytes
 
 #: Trace types registered when the bundle is evaluated (besides ``scatter``): those the apps draw.
 EAGER_TRACES: tuple[str, ...] = ("bar", "heatmap", "candlestick")
@@ -216,8 +216,8 @@ def served_files() -> ServedFiles:
         pass
     files = make_served_files(bundle_file().read_text(encoding="utf-8"))
     try:
-        _write_atomically(deferred_path, files.deferred or b"")
-        _write_atomically(main_path, files.main)
+        atomic_write_bytes(deferred_path, files.deferred or b"")
+        atomic_write_bytes(main_path, files.main)
     except OSError as exc:
         log.warning("could not keep the served plotly bundle in %s: %s", main_path.parent, exc)
     return files
@@ -238,16 +238,3 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "none"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from liqlab.core.atomic import atomic_write_parquet, atomic_write_text
 from liqlab.sim.datasets import EXCHANGE, TIMEFRAME, market_from_frames
 from liqlab.core.market import Market, MarketDataError
 from liqlab.sim.synth import HIDDEN_HOLD_DAYS, HIDDEN_MIX, SynthParams, simulate
@@ -79,13 +80,12 @@ def _file_metadata(symbol: str, kind: str) -> dict:
 
 def _write_parquet(frame: pd.DataFrame, path: Path, meta: dict, *, index: bool) -> None:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=index)
     merged = dict(table.schema.metadata or {})
     merged[_META_KEY] = json.dumps(meta, sort_keys=True).encode()
     table = table.replace_schema_metadata(merged)
-    pq.write_table(table, path, compression="zstd", compression_level=9, use_dictionary=True)
+    atomic_write_parquet(path, table, compression="zstd", compression_level=9, use_dictionary=True)
 
 
 def read_metadata(path: Path) -> dict:
@@ -210,8 +210,8 @@ def write_sample(out: str | Path, symbols: list[str] | None = None) -> list[Path
         _write_parquet(data, p_market, _file_metadata(sym, "market"), index=True)
         _write_parquet(events, p_liq, _file_metadata(sym, "liquidations"), index=False)
         written += [p_market, p_liq]
-    (out / "manifest.json").write_text(json.dumps(manifest(), indent=2, sort_keys=True) + "\n")
-    (out / "README.md").write_text(_readme())
+    atomic_write_text(out / "manifest.json", json.dumps(manifest(), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "README.md", _readme())
     return written + [out / "manifest.json", out / "README.md"]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from liqlab.core.market import GapPolicy, Market, MarketDataError, infer_timeframe, make_market, timeframe_to_timedelta
-from liqlab.sources.csv_files import Table, decode_text, table_from_text
+from liqlab.sources.csv_files import Table, check_rows, check_size, clip_cell, clip_error, decode_text, table_from_text
 
 __all__ = [
     "load_binance_archive",
@@ -64,26 +65,42 @@ PathLike = str | Path
 
 
 # ---------------------------------------------------------------------------------------------
+def _zip_member(path: Path) -> bytes:
+    """The bytes of the one CSV inside the zip archive ``path``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [
+                m for m in archive.infolist()
+                if m.filename.lower().endswith(".csv") and not m.filename.startswith("__MACOSX/")
+            ]
+            if len(members) != 1:
+                raise MarketDataError(
+                    f"{path.name}: expected one CSV inside the zip, found {len(members)} "
+                    f"({[clip_cell(m.filename, 40) for m in members[:3]]}); pass the daily archive files one by one"
+                )
+            check_size(members[0].file_size, path.name)
+            return archive.read(members[0])
+    except MarketDataError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
+        raise MarketDataError(
+            f"{path.name}: damaged zip archive ({type(exc).__name__}: {clip_error(exc, 80)}); download it again"
+        ) from None
+
+
 def _archive_text(path: Path) -> str:
     """The CSV text of ``path``: a plain CSV, or a ``.zip`` holding exactly one CSV."""
     if not path.exists():
         raise MarketDataError(f"{path.name}: no such file ({path})")
-    raw = path.read_bytes()
+    try:
+        check_size(path.stat().st_size, path.name)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MarketDataError(
+            f"{path.name}: cannot be read ({type(exc).__name__}); give a readable file, not a folder"
+        ) from None
     if raw[:2] == b"PK":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                members = [
-                    m for m in archive.namelist()
-                    if m.lower().endswith(".csv") and not m.startswith("__MACOSX/")
-                ]
-                if len(members) != 1:
-                    raise MarketDataError(
-                        f"{path.name}: expected one CSV inside the zip, found {len(members)} "
-                        f"({members[:3]}); pass the daily archive files one by one"
-                    )
-                raw = archive.read(members[0])
-        except zipfile.BadZipFile as exc:
-            raise MarketDataError(f"{path.name}: damaged zip archive ({exc}); download it again") from None
+        raw = _zip_member(path)
     return decode_text(raw, path.name)
 
 
@@ -92,7 +109,7 @@ def _archive_table(path: PathLike, columns: Sequence[str], required: Sequence[st
     path = Path(path)
     text = _archive_text(path)
     first = text.lstrip("\r\n").split("\n", 1)[0].split(",")
-    has_header = bool(_HEADER_CELL.match(first[0].strip()))
+    has_header = bool(_HEADER_CELL.match(first[0].strip().strip("\"'").strip()))
     if has_header:
         table = table_from_text(text, path.name)
     else:
@@ -146,6 +163,7 @@ def read_klines(path: PathLike, *, contract: Contract = "linear") -> pd.DataFram
     data["volume"] = table.numbers(volume)
     if taker in table.frame.columns:
         data["taker_buy_volume"] = table.numbers(taker, required=False)
+    check_rows(table, data)
     frame = pd.DataFrame(data, index=table.times("open_time"))
     return _dedupe_by_time(frame)
 
@@ -172,6 +190,11 @@ def read_metrics(path: PathLike, *, contract: Contract = "linear", contract_size
         keeping the last row of the file; columns ``open_interest`` (quote), ``long_short_ratio``
         (all accounts), ``top_trader_account_ratio``, ``top_trader_position_ratio``,
         ``taker_buy_sell_ratio``. Blank cells are NaN (the Market contract forward-fills ratios).
+
+    Raises
+    ------
+    MarketDataError
+        A malformed file, infinite values, or negative open interest or ratios (naming the line).
     """
     table = _archive_table(path, METRICS_COLUMNS, ("create_time", "sum_open_interest_value"), "metrics")
     if contract == "linear":
@@ -185,6 +208,7 @@ def read_metrics(path: PathLike, *, contract: Contract = "linear", contract_size
     for raw, name in _METRIC_RENAMES.items():
         if raw in table.frame.columns:
             data[name] = table.numbers(raw, required=False)
+    check_rows(table, data, non_negative=tuple(_METRIC_RENAMES.values()))
     frame = pd.DataFrame(data, index=table.times("create_time"))
     return _dedupe_by_time(frame)
 
@@ -216,6 +240,11 @@ def read_liquidation_snapshot(
         ``price`` is ``average_price`` (``price`` when that is blank or zero); ``quantity`` is
         ``accumulated_fill_quantity`` (``original_quantity`` in files without it). Rows that
         filled nothing are dropped.
+
+    Raises
+    ------
+    MarketDataError
+        A malformed file, a negative quantity, or a filled row without a positive price.
     """
     table = _archive_table(path, SNAPSHOT_COLUMNS, ("time", "side", "price"), "liquidationSnapshot")
     # the archive writes every event twice; identical text rows are one event
@@ -225,7 +254,7 @@ def read_liquidation_snapshot(
     bad = np.flatnonzero(side.isna().to_numpy())
     if bad.size:
         i = int(bad[0])
-        raise MarketDataError(f"{table.at(i)}, column 'side': {table.frame['side'].iloc[i]!r} is not BUY or SELL")
+        raise MarketDataError(f"{table.at(i)}, column 'side': {clip_cell(table.frame['side'].iloc[i])} is not BUY or SELL")
     price = table.numbers("price", required=False)
     if "average_price" in table.frame.columns:
         avg = table.numbers("average_price", required=False)
@@ -233,15 +262,20 @@ def read_liquidation_snapshot(
     qcol = "accumulated_fill_quantity" if "accumulated_fill_quantity" in table.frame.columns else "original_quantity"
     table.require([qcol])
     quantity = table.numbers(qcol)
+    check_rows(table, {"quantity": quantity})
+    filled = quantity > 0
+    bad_price = np.flatnonzero(filled & ~(np.isfinite(price) & (price > 0)))
+    if bad_price.size:
+        raise MarketDataError(f"{table.at(int(bad_price[0]))}: no usable price or average_price (positive numbers)")
     if contract == "linear":
-        bad_price = np.flatnonzero(~(np.isfinite(price) & (price > 0)))
-        if bad_price.size:
-            raise MarketDataError(f"{table.at(int(bad_price[0]))}: no usable price or average_price")
         notional = price * quantity
     elif contract == "inverse":
         notional = quantity * float(contract_size)
     else:
         raise MarketDataError(f"contract must be 'linear' or 'inverse', not {contract!r}")
+    overflow = np.flatnonzero(filled & ~np.isfinite(notional))
+    if overflow.size:
+        raise MarketDataError(f"{table.at(int(overflow[0]))}: the quantity times the price overflows")
     events = pd.DataFrame({
         "timestamp": table.times("time"),
         "side": side.to_numpy(dtype=object),
@@ -249,7 +283,7 @@ def read_liquidation_snapshot(
         "notional": notional,
         "quantity": quantity,
     })
-    events = events.loc[quantity > 0]
+    events = events.loc[filled]
     return events.iloc[np.argsort(events["timestamp"].to_numpy(), kind="stable")].reset_index(drop=True)
 
 

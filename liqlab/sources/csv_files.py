@@ -22,16 +22,15 @@ Every malformed input raises :class:`~liqlab.core.market.MarketDataError` naming
 from __future__ import annotations
 
 import gzip
-import io
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from liqlab.core.atomic import atomic_write_bytes, atomic_write_parquet
 from liqlab.core.market import (
     LIQUIDATION_COLUMNS,
     OPTIONAL_COLUMNS,
@@ -43,9 +42,34 @@ from liqlab.core.market import (
     make_market,
     timeframe_to_timedelta,
 )
+from liqlab.sources.parsing import check_rows, parse_numbers, parse_timestamps, refuse, sorted_unique, time_column  # noqa: F401
+from liqlab.sources.tables import (  # noqa: F401
+    CANDLE_COLUMNS,
+    MAX_COLUMNS,
+    MAX_FILE_BYTES,
+    MAX_LINE_CHARS,
+    TIME_ALIASES,
+    Table,
+    check_size,
+    clip_cell,
+    clip_error,
+    decode_text,
+    file_stem,
+    names,
+    read_table,
+    suffix_kind,
+    table_from_text,
+)
 
 __all__ = [
+    "MAX_COLUMNS",
+    "MAX_FILE_BYTES",
+    "MAX_LINE_CHARS",
     "Table",
+    "check_rows",
+    "check_size",
+    "clip_cell",
+    "clip_error",
     "decode_text",
     "file_stem",
     "liquidations_from_frame",
@@ -59,334 +83,19 @@ __all__ = [
     "table_from_text",
 ]
 
-CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
-TIME_ALIASES = ("timestamp", "time", "datetime", "date", "open_time")
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
-_EPOCH = re.compile(r"^[+-]?\d+(\.\d*)?$")
-_NULL_TEXT = frozenset({"", "nan", "NaN", "NAN", "null", "NULL", "None", "none", "NA", "N/A"})
-# pandas 3 defaults to microsecond datetimes; keep one unit so frames compare equal across sources
-_UNIT = "us"
-
-
-# ---------------------------------------------------------------------------------------------
-# reading raw tables
-@dataclass
-class Table:
-    """A raw table read from one file, with where each row came from (for error messages).
-
-    ``frame`` has lower-case, stripped column names; CSV cells are kept as text so each
-    column is parsed once, by the caller, with messages that point at the offending line.
-    """
-
-    frame: pd.DataFrame
-    name: str
-    rows: np.ndarray
-    unit: str = "line"
-
-    def at(self, i: int) -> str:
-        """``"file.csv, line 7"`` for positional row ``i``."""
-        return f"{self.name}, {self.unit} {int(self.rows[i])}"
-
-    def has(self, *columns: str) -> bool:
-        return all(c in self.frame.columns for c in columns)
-
-    def require(self, columns: Sequence[str], hint: str = "") -> None:
-        """Raise naming the missing columns and the ones found."""
-        missing = [c for c in columns if c not in self.frame.columns]
-        if missing:
-            found = list(self.frame.columns)[:12]
-            raise MarketDataError(
-                f"{self.name}: missing column(s) {missing}; found {found}. {hint}".rstrip()
-            )
-
-    def numbers(self, column: str, *, required: bool = True) -> np.ndarray:
-        """Column ``column`` as float64; blanks become NaN (an error when ``required``)."""
-        return parse_numbers(self.frame[column], column=column, where=self.at, required=required)
-
-    def times(self, column: str) -> pd.DatetimeIndex:
-        """Column ``column`` as a UTC DatetimeIndex named ``timestamp``."""
-        return parse_timestamps(self.frame[column], column=column, where=self.at)
-
-    def take(self, keep: np.ndarray) -> "Table":
-        """The rows where boolean ``keep`` is true (row numbers follow them)."""
-        return Table(self.frame.loc[keep].reset_index(drop=True), self.name, self.rows[keep], self.unit)
-
-
-def _suffix_kind(path: Path) -> Literal["csv", "parquet"]:
-    name = path.name.lower()
-    if name.endswith(_PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(_CSV_SUFFIXES) or name.endswith(".gz"):
-        return "csv"
-    raise MarketDataError(
-        f"{path.name}: unknown file type; use a .csv, .csv.gz or .parquet file"
-    )
-
-
-def file_stem(path: str | Path) -> str:
-    """The file name without ``.csv``, ``.csv.gz``, ``.parquet`` or ``.zip``."""
-    name = Path(path).name
-    for suffix in (".csv.gz", ".csv.zip", ".csv", ".parquet", ".pq", ".zip", ".gz", ".txt", ".tsv"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
-
-
-def decode_text(raw: bytes, name: str) -> str:
-    """Bytes of a text file to ``str``, refusing binary content with a clear message."""
-    if raw[:4] == b"PAR1":
-        raise MarketDataError(f"{name}: this is a Parquet file; give it a .parquet suffix")
-    if raw[:4] == b"PK\x03\x04":
-        raise MarketDataError(f"{name}: this is a zip archive; unzip it or use the Binance archive readers")
-    if b"\x00" in raw[:4096]:
-        raise MarketDataError(
-            f"{name}: binary content (NUL bytes), not a text CSV; check that the right file was given"
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise MarketDataError(
-            f"{name}, line {line}: bytes that are not UTF-8 text; re-save the file as UTF-8 CSV"
-        ) from None
-    if not text.strip():
-        raise MarketDataError(f"{name}: the file is empty; expected a header line and data rows")
-    return text
-
-
-def table_from_text(text: str, name: str, *, names: Sequence[str] | None = None) -> Table:
-    """Parse CSV text into a :class:`Table` of text cells.
-
-    Parameters
-    ----------
-    text
-        The whole file.
-    name
-        File name used in messages.
-    names
-        Column names for a file without a header row; ``None`` reads them from line 1.
-    """
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            header=None if names is not None else 0,
-            names=list(names) if names is not None else None,
-            index_col=False,
-        )
-    except pd.errors.EmptyDataError:
-        raise MarketDataError(f"{name}: the file is empty; expected a header line and data rows") from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise MarketDataError(
-            f"{name}: not a well-formed CSV ({str(exc).strip()}); every line needs the same "
-            "number of comma-separated fields as the header"
-        ) from None
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    if names is None and len(frame.columns) == 1:
-        for sep in (";", "\t", "|"):
-            if sep in first_line:
-                raise MarketDataError(
-                    f"{name}, line 1: the header is one column separated by {sep!r}; "
-                    "liqlab reads comma-separated files: re-save with ',' as the delimiter"
-                )
-    offset = 1 if names is not None else 2  # first data row is line 1 without header, 2 with
-    rows = np.arange(len(frame)) + offset
-    # blank lines (e.g. trailing ones) carry no data; drop them but keep true line numbers
-    cells = frame.apply(lambda col: col.str.strip())
-    blank = (cells == "").all(axis=1).to_numpy()
-    table = Table(frame=cells, name=name, rows=rows)
-    if blank.any():
-        table = table.take(~blank)
-    if len(table.frame) == 0:
-        raise MarketDataError(f"{name}: no data rows under the header")
-    return table
-
-
-def read_table(path: str | Path) -> Table:
-    """Read a CSV, ``.csv.gz`` or Parquet file into a :class:`Table` (type chosen by suffix)."""
-    path = Path(path)
-    name = path.name
-    kind = _suffix_kind(path)
-    if not path.exists():
-        raise MarketDataError(f"{name}: no such file ({path})")
-    if kind == "parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise MarketDataError(
-                f"{name}: not a readable Parquet file ({type(exc).__name__}: {exc}); "
-                "check the file or save it again"
-            ) from None
-        if isinstance(frame.index, pd.DatetimeIndex):
-            frame = frame.reset_index()
-        frame.columns = [str(c).strip().lower() for c in frame.columns]
-        if len(frame) == 0:
-            raise MarketDataError(f"{name}: no data rows")
-        return Table(frame=frame.reset_index(drop=True), name=name, rows=np.arange(len(frame)) + 1, unit="row")
-    raw = path.read_bytes()
-    if name.lower().endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise MarketDataError(f"{name}: not a valid gzip file ({exc}); check the download") from None
-    return table_from_text(decode_text(raw, name), name)
-
-
-# ---------------------------------------------------------------------------------------------
-# parsing columns
-def _as_text(values: pd.Series) -> pd.Series:
-    """Cells as stripped Python strings (missing -> empty string)."""
-    return values.astype(object).where(values.notna(), "").astype(str).str.strip().astype(object)
-
-
-def parse_numbers(
-    values: pd.Series, *, column: str, where: Callable[[int], str], required: bool = True
-) -> np.ndarray:
-    """Parse a column of numbers (text or numeric) to float64, naming the first bad cell."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        out = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        text = _as_text(values)
-        blank = text.isin(_NULL_TEXT).to_numpy()
-        out = np.full(len(text), np.nan)
-        try:
-            # float() on each string: correctly rounded, so written floats read back exactly
-            out[~blank] = text[~blank].to_numpy(dtype=object).astype(np.float64)
-        except (ValueError, TypeError):
-            bad = np.flatnonzero(pd.to_numeric(text.where(~blank, "0"), errors="coerce").isna().to_numpy())
-            i = int(bad[0])
-            more = f" ({len(bad)} bad cells in all)" if len(bad) > 1 else ""
-            raise MarketDataError(
-                f"{where(i)}, column {column!r}: {text.iloc[i]!r} is not a number{more}; "
-                "write plain decimal numbers (dot as decimal point, no thousands separators)"
-            ) from None
-    if required:
-        missing = np.flatnonzero(np.isnan(out))
-        if missing.size:
-            i = int(missing[0])
-            more = f" ({missing.size} empty cells in all)" if missing.size > 1 else ""
-            raise MarketDataError(
-                f"{where(i)}, column {column!r}: empty or NaN{more}; "
-                "this column must be filled on every row (fix or drop the row)"
-            )
-    return out
-
-
-def _epoch_to_index(numbers: np.ndarray) -> pd.DatetimeIndex:
-    """Epoch numbers to UTC times; each value's unit (s, ms, µs, ns) follows from its size."""
-    size = np.abs(numbers)
-    if numbers.dtype.kind == "i":
-        factor = np.where(size < 10**11, 10**9, np.where(size < 10**14, 10**6, np.where(size < 10**17, 10**3, 1)))
-        ns = numbers * factor
-    else:
-        factor = np.where(size < 1e11, 1e9, np.where(size < 1e14, 1e6, np.where(size < 1e17, 1e3, 1.0)))
-        ns = np.round(numbers * factor).astype(np.int64)
-    return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
-
-
-def parse_timestamps(
-    values: pd.Series, *, column: str = "timestamp", where: Callable[[int], str] = lambda i: f"row {i + 1}"
-) -> pd.DatetimeIndex:
-    """Parse timestamps to a UTC :class:`~pandas.DatetimeIndex` named ``timestamp``.
-
-    Accepts datetimes, ISO-8601 text (``2024-10-01 00:05:00``, ``...T06:00:00Z``, ``...+02:00``;
-    naive means UTC) and epoch numbers in seconds, milliseconds or microseconds, each value's
-    unit told by its magnitude (Binance spot archives switched from ms to µs in 2025).
-
-    Raises
-    ------
-    MarketDataError
-        Naming the first empty or unparseable cell via ``where(i)``.
-    """
-    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
-        index = pd.DatetimeIndex(values)
-        bad = np.flatnonzero(index.isna())
-        if bad.size:
-            raise MarketDataError(f"{where(int(bad[0]))}, column {column!r}: missing timestamp")
-        index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-        return index.as_unit(_UNIT).rename("timestamp")
-    if pd.api.types.is_numeric_dtype(values):
-        numbers = values.to_numpy()
-        if numbers.dtype.kind == "f":
-            bad = np.flatnonzero(~np.isfinite(numbers))
-            if bad.size:
-                raise MarketDataError(f"{where(int(bad[0]))}, column {column!r}: missing timestamp")
-        return _epoch_to_index(numbers).as_unit(_UNIT).rename("timestamp")
-    text = _as_text(values)
-    blank = np.flatnonzero((text == "").to_numpy())
-    if blank.size:
-        raise MarketDataError(
-            f"{where(int(blank[0]))}, column {column!r}: empty timestamp; every row needs one"
-        )
-    epoch = text.str.fullmatch(_EPOCH).to_numpy()
-    if epoch.all():
-        ints = text.str.fullmatch(r"[+-]?\d+").to_numpy()
-        numbers = text.to_numpy(dtype=object).astype(np.int64 if ints.all() else np.float64)
-        return _epoch_to_index(numbers).as_unit(_UNIT).rename("timestamp")
-    if epoch.any():
-        i = int(np.flatnonzero(epoch if epoch.sum() < len(epoch) / 2 else ~epoch)[0])
-        raise MarketDataError(
-            f"{where(i)}, column {column!r}: {text.iloc[i]!r} mixes epoch numbers and date text "
-            "in one column; use one format throughout"
-        )
-    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if bad.size:
-        i = int(bad[0])
-        raise MarketDataError(
-            f"{where(i)}, column {column!r}: {text.iloc[i]!r} is not a timestamp; use ISO-8601 "
-            "(2025-12-04T06:00:00Z) or epoch milliseconds"
-        )
-    return pd.DatetimeIndex(parsed).as_unit(_UNIT).rename("timestamp")
-
-
-def _time_column(table: Table) -> str:
-    for alias in TIME_ALIASES:
-        if alias in table.frame.columns:
-            return alias
-    raise MarketDataError(
-        f"{table.name}: no timestamp column; found {list(table.frame.columns)[:12]}. "
-        "Name the candle open time column 'timestamp' (ISO-8601 or epoch ms)"
-    )
-
-
-def _sorted_unique(table: Table, index: pd.DatetimeIndex, frame: pd.DataFrame) -> pd.DataFrame:
-    """Sort by time; drop exact repeated rows; refuse conflicting rows for one timestamp."""
-    order = np.argsort(index.to_numpy(), kind="stable")
-    frame = frame.iloc[order]
-    index = index[order]
-    rows = table.rows[order]
-    frame.index = index
-    same_time = np.asarray(index.duplicated(keep="first"))
-    if same_time.any():
-        exact = frame.reset_index().duplicated(keep="first").to_numpy()
-        conflict = same_time & ~exact
-        if conflict.any():
-            j = int(np.flatnonzero(conflict)[0])
-            first = int(rows[np.flatnonzero(index == index[j])[0]])
-            raise MarketDataError(
-                f"{table.name}, {table.unit} {int(rows[j])}: timestamp {index[j]} already appears on "
-                f"{table.unit} {first} with different values; keep one row per candle"
-            )
-        frame = frame.loc[~same_time]
-    return frame
-
 
 # ---------------------------------------------------------------------------------------------
 # candles and markets
 def _candle_frame(table: Table, columns: Sequence[str]) -> pd.DataFrame:
-    """Parse ``columns`` (required) plus any optional/liquidation columns present."""
-    tcol = _time_column(table)
+    """Parse ``columns`` (required) plus any optional/liquidation columns present, and check them."""
+    tcol = time_column(table)
     index = table.times(tcol)
     data: dict[str, np.ndarray] = {c: table.numbers(c) for c in columns}
     for col in (*OPTIONAL_COLUMNS, *LIQUIDATION_COLUMNS):
         if col in table.frame.columns and col not in data:
             data[col] = table.numbers(col, required=False)
-    return _sorted_unique(table, index, pd.DataFrame(data))
+    check_rows(table, data)
+    return sorted_unique(table, index, pd.DataFrame(data))
 
 
 def load_candles_file(path: str | Path) -> pd.DataFrame:
@@ -403,6 +112,11 @@ def load_candles_file(path: str | Path) -> pd.DataFrame:
     DataFrame
         Float64 columns indexed by UTC candle open ``timestamp``, sorted, exact repeats dropped.
         Gaps are not checked here: that happens when a :class:`~liqlab.core.market.Market` is built.
+
+    Raises
+    ------
+    MarketDataError
+        A malformed file, or values the Market contract forbids (see :func:`check_rows`).
     """
     table = read_table(path)
     table.require(CANDLE_COLUMNS, "A candle file needs timestamp,open,high,low,close,volume.")
@@ -484,21 +198,43 @@ def load_market_file(
         raise MarketDataError(f"oi_unit must be 'quote' or 'base', not {oi_unit!r}")
 
     bars, events = _liquidation_inputs(liquidations)
-    if bars is None and events is None and table.has(*LIQUIDATION_COLUMNS):
+    liq_name = path.name
+    if bars is not None or events is not None:
+        liq_name = liquidations.name if isinstance(liquidations, Path) else (
+            Path(liquidations).name if isinstance(liquidations, str) else "liquidations")
+    elif table.has(*LIQUIDATION_COLUMNS):
         bars = frame[list(LIQUIDATION_COLUMNS)]
     frame = frame.drop(columns=[c for c in LIQUIDATION_COLUMNS if c in frame.columns])
-    if bars is not None:
-        bars = bars.loc[_span_filter(pd.DatetimeIndex(bars.index), frame.index, timeframe)]
-    if events is not None:
-        events = events.loc[_span_filter(pd.DatetimeIndex(events["timestamp"]), frame.index, timeframe)]
     try:
-        return make_market(
+        market = make_market(
             frame, symbol=symbol or file_stem(path), exchange=exchange, timeframe=timeframe,
-            contract=contract, liquidations=bars, liquidation_events=events,
-            source=f"file:{path.name}", gaps=gaps,
+            contract=contract, source=f"file:{path.name}", gaps=gaps,
         )
     except MarketDataError as exc:
         raise MarketDataError(f"{path.name}: {exc}") from None
+    if bars is None and events is None:
+        return market
+    return _with_realized(market, bars, events, frame.index, timeframe, liq_name)
+
+
+def _with_realized(
+    market: Market, bars: pd.DataFrame | None, events: pd.DataFrame | None,
+    index: pd.DatetimeIndex, timeframe: str | None, name: str,
+) -> Market:
+    """``market`` with realized liquidations attached; errors name the file they came from."""
+    if bars is not None:
+        bars = bars.loc[_span_filter(pd.DatetimeIndex(bars.index), index, timeframe)]
+    if events is not None:
+        events = events.loc[_span_filter(pd.DatetimeIndex(events["timestamp"]), index, timeframe)]
+    try:
+        realized = make_market(
+            market.data, symbol=market.symbol, exchange=market.exchange, timeframe=market.timeframe,
+            contract=market.contract, liquidations=bars, liquidation_events=events,
+            source=market.source, gaps="keep",
+        )
+    except MarketDataError as exc:
+        raise MarketDataError(f"{name}: {exc}") from None
+    return replace(realized, gaps=market.gaps)
 
 
 def save_market_file(market: Market, path: str | Path) -> Path:
@@ -514,21 +250,23 @@ def save_market_file(market: Market, path: str | Path) -> Path:
         The path written.
     """
     path = Path(path)
-    kind = _suffix_kind(path)
+    kind = suffix_kind(path)
     frame = market.data.copy()
     if market.liquidations is not None:
         for col in LIQUIDATION_COLUMNS:
             frame[col] = market.liquidations[col].to_numpy()
     index = pd.DatetimeIndex(frame.index).tz_convert("UTC")
     if kind == "parquet":
+        import pyarrow as pa
+
         frame.index = index.rename("timestamp")
-        frame.reset_index().to_parquet(path, index=False)
-        return path
+        return atomic_write_parquet(path, pa.Table.from_pandas(frame.reset_index(), preserve_index=False))
     whole_seconds = bool((index.microsecond == 0).all() and (index.nanosecond == 0).all())
     fmt = "%Y-%m-%dT%H:%M:%SZ" if whole_seconds else "%Y-%m-%dT%H:%M:%S.%fZ"
     frame.index = pd.Index(index.strftime(fmt), name="timestamp")
-    frame.to_csv(path, index=True, float_format=None)
-    return path
+    text = frame.to_csv(index=True, float_format=None)
+    data = gzip.compress(text.encode()) if path.name.lower().endswith(".gz") else text.encode()
+    return atomic_write_bytes(path, data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,42 +274,51 @@ def save_market_file(market: Market, path: str | Path) -> Path:
 _SIDES = {"long": "long", "short": "short", "sell": "long", "buy": "short"}
 
 
+def _liquidation_bars(table: Table, tcol: str) -> pd.DataFrame:
+    """Bars ``long_usd, short_usd`` by time: exact repeated rows count once, conflicting ones are refused."""
+    index = table.times(tcol)
+    data = {c: table.numbers(c) for c in LIQUIDATION_COLUMNS}
+    check_rows(table, data)
+    return sorted_unique(table, index, pd.DataFrame(data))
+
+
+def _liquidation_events(table: Table, tcol: str) -> pd.DataFrame:
+    """Events ``timestamp, side, price, notional`` (+ ``quantity``) sorted by time, values checked."""
+    times = table.times(tcol)
+    raw_side = table.frame["side"].astype(str).str.strip().str.lower()
+    side = raw_side.map(_SIDES)
+    bad = np.flatnonzero(side.isna().to_numpy())
+    if bad.size:
+        i = int(bad[0])
+        raise MarketDataError(
+            f"{table.at(i)}, column 'side': {clip_cell(table.frame['side'].iloc[i])} is not a side; use "
+            "long/short (the side liquidated) or BUY/SELL (the liquidation order: SELL = long liquidated)"
+        )
+    data = {"price": table.numbers("price")}
+    for col in ("notional", "quantity"):
+        if table.has(col):
+            data[col] = table.numbers(col)
+    check_rows(table, data)
+    events = pd.DataFrame({"timestamp": times, "side": side.to_numpy(dtype=object), "price": data["price"]})
+    if "notional" in data:
+        events["notional"] = data["notional"]
+    if "quantity" in data:
+        events["quantity"] = data["quantity"]
+        if "notional" not in data:
+            notional = data["price"] * data["quantity"]
+            refuse(table, ~np.isfinite(notional), "quantity", "times price overflows", data["quantity"])
+            events["notional"] = notional
+    return events.iloc[np.argsort(times.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
 def _liquidations_from_table(table: Table) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    tcol = _time_column(table)
+    tcol = time_column(table)
     if table.has(*LIQUIDATION_COLUMNS):
-        index = table.times(tcol)
-        bars = pd.DataFrame({c: table.numbers(c) for c in LIQUIDATION_COLUMNS})
-        for col in LIQUIDATION_COLUMNS:
-            neg = np.flatnonzero(bars[col].to_numpy() < 0)
-            if neg.size:
-                raise MarketDataError(f"{table.at(int(neg[0]))}, column {col!r}: negative liquidation notional")
-        order = np.argsort(index.to_numpy(), kind="stable")
-        bars = bars.iloc[order]
-        bars.index = index[order]
-        return bars, None
+        return _liquidation_bars(table, tcol), None
     if table.has("side", "price") and (table.has("quantity") or table.has("notional")):
-        times = table.times(tcol)
-        raw_side = table.frame["side"].astype(str).str.strip().str.lower()
-        side = raw_side.map(_SIDES)
-        bad = np.flatnonzero(side.isna().to_numpy())
-        if bad.size:
-            i = int(bad[0])
-            raise MarketDataError(
-                f"{table.at(i)}, column 'side': {table.frame['side'].iloc[i]!r} is not a side; use "
-                "long/short (the side liquidated) or BUY/SELL (the liquidation order: SELL = long liquidated)"
-            )
-        price = table.numbers("price")
-        events = pd.DataFrame({"timestamp": times, "side": side.to_numpy(dtype=object), "price": price})
-        if table.has("notional"):
-            events["notional"] = table.numbers("notional")
-        if table.has("quantity"):
-            events["quantity"] = table.numbers("quantity")
-            if "notional" not in events:
-                events["notional"] = price * events["quantity"].to_numpy()
-        events = events.iloc[np.argsort(times.to_numpy(), kind="stable")].reset_index(drop=True)
-        return None, events
+        return None, _liquidation_events(table, tcol)
     raise MarketDataError(
-        f"{table.name}: not a liquidations file; found columns {list(table.frame.columns)[:12]}. Use "
+        f"{table.name}: not a liquidations file; found columns {names(table.frame.columns)}. Use "
         "either bars 'timestamp,long_usd,short_usd' or events 'timestamp,side,price,quantity' "
         "(or 'notional')"
     )
@@ -593,8 +340,14 @@ def load_liquidations_file(path: str | Path) -> tuple[pd.DataFrame | None, pd.Da
     -------
     bars, events
         Exactly one of them is a DataFrame: bars indexed by UTC ``timestamp`` with
-        ``long_usd, short_usd``; or events ``timestamp, side, price, notional`` (+ ``quantity``)
-        sorted by time.
+        ``long_usd, short_usd`` (sorted; a row repeated exactly counts once); or events
+        ``timestamp, side, price, notional`` (+ ``quantity``) sorted by time.
+
+    Raises
+    ------
+    MarketDataError
+        A malformed file; negative notionals or quantities; prices that are not positive; two
+        different bars for one time.
     """
     return _liquidations_from_table(read_table(path))
 

@@ -9,22 +9,21 @@ Every file carries, in its Parquet metadata, the exchange, the symbol and the ti
 fetched (``coverage``), so that a refresh asks the exchange only for what is missing, including
 ranges the exchange had no rows for.
 
-Writes take an exclusive ``fcntl.flock`` on a sidecar ``.lock`` file, re-read the current file,
-merge, write a temporary file in the same directory, ``fsync`` it and ``os.replace`` it over the
-old one. Two processes updating the same file therefore both land, and a writer killed at any
-moment leaves either the old file or the new one, never a torn one. Reads check the file and its
-schema and raise :class:`StoreError` saying which file to delete and what to run to rebuild it.
+Writes take an exclusive lock (the ``filelock`` package) on a sidecar ``.lock`` file, re-read the
+current file, merge, and replace it atomically (:func:`liqlab.core.atomic.atomic_write_parquet`: a
+temporary file in the same directory, ``fsync``, ``os.replace``). Two processes updating the same
+file therefore both land, and a writer killed at any moment leaves either the old file or the new
+one, never a torn one. Reads check the file, its column types, its metadata and the order of its
+rows, and raise :class:`StoreError` saying which file to delete and what to run to rebuild it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 
 import platformdirs
 import re
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +33,11 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from filelock import FileLock, Timeout
+
+from liqlab.core.atomic import atomic_write_parquet, atomic_write_text, remove_stale_temps
 from liqlab.core.market import EVENT_COLUMNS, MarketDataError
+from liqlab.sources.csv_files import clip_error
 
 ENV_VAR = "LIQLAB_DATA_DIR"
 
@@ -49,7 +52,6 @@ KIND_COLUMNS: dict[str, tuple[str, ...]] = {
     "liquidation_bars": ("long_usd", "short_usd"),
 }
 _META_KEY = b"liqlab"
-_TMP_PREFIX = ".tmp-"
 
 
 class StoreError(MarketDataError):
@@ -108,6 +110,20 @@ def subtract_ranges(start: int, end: int, covered) -> list[tuple[int, int]]:
     return missing
 
 
+
+def symbol_from_folder(folder: str) -> str:
+    """Best inverse of :func:`safe_name` for ccxt symbols (``BTC_USDT_USDT`` -> ``BTC/USDT:USDT``).
+
+    Used only for files whose metadata does not say their symbol.
+    """
+    parts = folder.split("_")
+    if len(parts) == 3 and all(parts):
+        return f"{parts[0]}/{parts[1]}:{parts[2]}"
+    if len(parts) == 2 and all(parts):
+        return f"{parts[0]}/{parts[1]}"
+    return folder
+
+
 @dataclass(frozen=True)
 class StoredFile:
     """One file of the store, as listed by :meth:`Store.entries`."""
@@ -119,6 +135,61 @@ class StoredFile:
     path: Path
     rows: int
     coverage: tuple[tuple[int, int], ...]
+
+
+def _column_type_ok(kind: str, column: str, dtype) -> bool:
+    """True when a stored column has a type the store writes (timestamp, number or text)."""
+    import pyarrow as pa
+
+    if column == "timestamp":
+        return pa.types.is_timestamp(dtype)
+    if column == "side":
+        return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+    return pa.types.is_floating(dtype) or pa.types.is_integer(dtype)
+
+
+def _timestamps_ms(column) -> np.ndarray:
+    """A stored timestamp column (any unit) as int64 milliseconds since the epoch."""
+    import pyarrow as pa
+
+    values = column.cast(pa.int64()).to_numpy()
+    unit = column.type.unit
+    if unit == "s":
+        return values * 1000
+    return values // {"ms": 1, "us": 1000, "ns": 1_000_000}[unit]
+
+
+def _valid_coverage(coverage) -> bool:
+    """True for a list of ``[start, end]`` integer pairs with ``start <= end``."""
+    if not isinstance(coverage, list):
+        return False
+    for item in coverage:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2):
+            return False
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in item) or item[0] > item[1]:
+            return False
+    return True
+
+
+def parse_metadata(raw: bytes | None) -> dict:
+    """The liqlab metadata of a stored file (``{}`` when absent).
+
+    Raises
+    ------
+    ValueError
+        When it is not a JSON object or its ``coverage`` is not a list of ``[start, end]`` pairs.
+    """
+    if not raw:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise ValueError("its liqlab metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ValueError("its liqlab metadata is not a JSON object")
+    if not _valid_coverage(meta.get("coverage", [])):
+        raise ValueError("its liqlab metadata has a malformed 'coverage' entry")
+    return meta
 
 
 class Store:
@@ -155,6 +226,12 @@ class Store:
             again = f"`liqlab fetch {exchange} {symbol} --since ... --until ...`"
         return f"delete {path} and run {again} to rebuild it"
 
+    def _damaged(self, path: Path, exchange: str, symbol: str, kind: str, what: str) -> StoreError:
+        """A :class:`StoreError` for a damaged file: what is wrong and how to rebuild it."""
+        return StoreError(
+            f"stored file {path} for {exchange} {symbol} {what}; " + self._repair_hint(path, exchange, symbol, kind)
+        )
+
     def _read_table(self, path: Path, exchange: str, symbol: str, kind: str):
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -164,37 +241,72 @@ class Store:
             source = pa.memory_map(str(path), "r")
         except FileNotFoundError:
             return None
+        except OSError as exc:  # e.g. a directory where the file should be
+            raise self._damaged(path, exchange, symbol, kind,
+                                f"cannot be opened ({type(exc).__name__}: {clip_error(exc)})") from None
         try:
             # (not closed explicitly: the table's buffers may still point into the mapping)
             table = pq.read_table(source)
         except FileNotFoundError:
             return None
         except (pa.ArrowException, OSError, ValueError) as exc:
-            raise StoreError(
-                f"stored file {path} for {exchange} {symbol} is unreadable ({str(exc).strip()[:160]}); "
-                + self._repair_hint(path, exchange, symbol, kind)
-            ) from exc
-        need = ("timestamp", *KIND_COLUMNS[kind])
-        missing = [c for c in need if c not in table.column_names]
-        if missing:
-            raise StoreError(
-                f"stored file {path} for {exchange} {symbol} lacks column(s) {missing}; "
-                + self._repair_hint(path, exchange, symbol, kind)
-            )
+            raise self._damaged(path, exchange, symbol, kind,
+                                f"is unreadable ({clip_error(exc, 160)})") from exc
+        self._check_table(table, path, exchange, symbol, kind)
         return table
 
-    @staticmethod
-    def _meta(table) -> dict:
-        raw = (table.schema.metadata or {}).get(_META_KEY)
-        if not raw:
-            return {}
+    def _check_schema(self, schema, path: Path, exchange: str, symbol: str, kind: str) -> dict:
+        """Refuse missing or mistyped columns and malformed metadata; return the metadata."""
+        need = ("timestamp", *KIND_COLUMNS[kind])
         try:
-            return json.loads(raw)
-        except ValueError:
-            return {}
+            names = schema.names
+        except ValueError:  # names that are not UTF-8 (UnicodeDecodeError)
+            raise self._damaged(path, exchange, symbol, kind, "has column names that are not text") from None
+        missing = [c for c in need if c not in names]
+        if missing:
+            raise self._damaged(path, exchange, symbol, kind, f"lacks column(s) {missing}")
+        if len(set(names)) != len(names):
+            raise self._damaged(path, exchange, symbol, kind, "has repeated column names")
+        wrong = [f"{c} ({schema.field(c).type})" for c in need if not _column_type_ok(kind, c, schema.field(c).type)]
+        if wrong:
+            raise self._damaged(path, exchange, symbol, kind, f"has column(s) of the wrong type: {', '.join(wrong)}")
+        try:
+            return parse_metadata((schema.metadata or {}).get(_META_KEY))
+        except ValueError as exc:
+            raise self._damaged(path, exchange, symbol, kind, str(exc)) from None
+
+    def _check_table(self, table, path: Path, exchange: str, symbol: str, kind: str) -> None:
+        """Refuse a stored table with a bad schema (see :meth:`_check_schema`) or rows out of order."""
+        need = ("timestamp", *KIND_COLUMNS[kind])
+        self._check_schema(table.schema, path, exchange, symbol, kind)
+        column = table.column("timestamp")
+        if column.null_count:
+            raise self._damaged(path, exchange, symbol, kind, f"has {column.null_count} row(s) without a timestamp")
+        ms = _timestamps_ms(column)
+        step = np.diff(ms)
+        if (step < 0).any():
+            raise self._damaged(path, exchange, symbol, kind, "has rows out of time order")
+        if kind != "liquidations" and (step == 0).any():
+            raise self._damaged(path, exchange, symbol, kind, "has repeated timestamps")
+        if kind == "liquidations" and (step == 0).any():
+            frame = table.select(list(need)).to_pandas()
+            if frame.duplicated().any():
+                raise self._damaged(path, exchange, symbol, kind, "has repeated liquidation events")
+
+    def _meta(self, table, path: Path, exchange: str, symbol: str, kind: str) -> dict:
+        try:
+            return parse_metadata((table.schema.metadata or {}).get(_META_KEY))
+        except ValueError as exc:
+            raise self._damaged(path, exchange, symbol, kind, str(exc)) from None
 
     def coverage(self, exchange: str, symbol: str, kind: str, period: str | None = None) -> list[tuple[int, int]]:
-        """Time ranges (ms, inclusive) already fetched into this file."""
+        """Time ranges (ms, inclusive) already fetched into this file.
+
+        Raises
+        ------
+        StoreError
+            If the file is damaged (the message says how to repair).
+        """
         import pyarrow.parquet as pq
 
         path = self.path(exchange, symbol, kind, period)
@@ -202,15 +314,15 @@ class Store:
             return []
         try:
             with open(path, "rb") as fh:
-                meta = pq.read_schema(fh).metadata or {}
+                schema = pq.read_schema(fh)
         except FileNotFoundError:
             return []
         except Exception:
-            # a damaged file: let read() produce the detailed error; for planning, nothing is stored
+            # a damaged file: let _read_table produce the detailed error; for planning, nothing is stored
             self._read_table(path, exchange, symbol, kind)
             return []
-        raw = meta.get(_META_KEY)
-        return merge_ranges(json.loads(raw).get("coverage", [])) if raw else []
+        meta = self._check_schema(schema, path, exchange, symbol, kind)
+        return merge_ranges(meta.get("coverage", []))
 
     def missing(
         self, exchange: str, symbol: str, kind: str, period: str | None, start, end
@@ -234,49 +346,59 @@ class Store:
         Raises
         ------
         StoreError
-            If the file is damaged or has the wrong schema (the message says how to repair).
+            If the file is damaged, has the wrong schema or column types, malformed metadata, or
+            rows out of order or repeated (the message says how to repair).
         """
-        import pyarrow.compute as pc
+        import pyarrow as pa
 
         path = self.path(exchange, symbol, kind, period)
         table = self._read_table(path, exchange, symbol, kind)
         if table is None:
             return _empty(kind)
         if start is not None or end is not None:
-            ts = table.column("timestamp").cast("int64")
-            mask = None
+            ms = _timestamps_ms(table.column("timestamp"))
+            mask = np.ones(len(ms), dtype=bool)
             if start is not None:
-                mask = pc.greater_equal(ts, to_ms(start))
+                mask &= ms >= to_ms(start)
             if end is not None:
-                upper = pc.less_equal(ts, to_ms(end))
-                mask = upper if mask is None else pc.and_(mask, upper)
-            table = table.filter(mask)
-        frame = table.to_pandas()
+                mask &= ms <= to_ms(end)
+            table = table.filter(pa.array(mask))
+        return self._to_frame(table, path, exchange, symbol, kind)
+
+    def _to_frame(self, table, path: Path, exchange: str, symbol: str, kind: str) -> pd.DataFrame:
+        """The stored table as a DataFrame with UTC timestamps (damaged pandas metadata: StoreError)."""
+        import pyarrow as pa
+
+        try:
+            frame = table.to_pandas()
+        except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
+            raise self._damaged(path, exchange, symbol, kind,
+                                f"cannot be converted ({type(exc).__name__}: {clip_error(exc)})") from None
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
         return frame
 
     # -- writing ------------------------------------------------------------------------------
     @contextmanager
     def _locked(self, path: Path) -> Iterator[None]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = path.with_name(path.name + ".lock")
-        with open(lock_path, "a+") as fh:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StoreError(
-                            f"another process has held the write lock on {path} for more than "
-                            f"{self.lock_timeout:.0f} s; wait for it to finish or stop it"
-                        ) from None
-                    time.sleep(0.01)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the store folder {path.parent} ({type(exc).__name__}); "
+                "check that no file stands in its place and that it is writable"
+            ) from None
+        lock = FileLock(str(path.with_name(path.name + ".lock")), timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise StoreError(
+                f"another process has held the write lock on {path} for more than "
+                f"{self.lock_timeout:.0f} s; wait for it to finish or stop it"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def write(
         self,
@@ -298,18 +420,22 @@ class Store:
         -------
         int
             The number of rows in the file afterwards.
+
+        Raises
+        ------
+        StoreError
+            If the stored file is damaged: it is left as it is (the message says how to repair).
         """
         path = self.path(exchange, symbol, kind, period)
         new_ranges = [] if covered is None else ([covered] if isinstance(covered[0], (int, np.integer)) else list(covered))
         rows = _normalise(rows, kind)
         with self._locked(path):
-            self._remove_stale_temps(path)
+            remove_stale_temps(path)  # under the lock: any temp file of this name belongs to a dead writer
             table = self._read_table(path, exchange, symbol, kind)
             old_cov: list = []
             if table is not None:
-                old_cov = self._meta(table).get("coverage", [])
-                old = table.to_pandas()
-                old["timestamp"] = pd.to_datetime(old["timestamp"], utc=True)
+                old_cov = self._meta(table, path, exchange, symbol, kind).get("coverage", [])
+                old = self._to_frame(table, path, exchange, symbol, kind)
                 merged = pd.concat([old, rows], ignore_index=True) if len(rows) else old
             else:
                 merged = rows
@@ -326,40 +452,13 @@ class Store:
             self._atomic_write(path, merged, meta)
         return len(merged)
 
-    def _atomic_write(self, path: Path, frame: pd.DataFrame, meta: dict) -> None:
+    @staticmethod
+    def _atomic_write(path: Path, frame: pd.DataFrame, meta: dict) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()})
-        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        # persist the rename itself
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-    @staticmethod
-    def _remove_stale_temps(path: Path) -> None:
-        # called under the lock: any temp file of this name belongs to a writer that died
-        for tmp in path.parent.glob(f"{_TMP_PREFIX}{path.name}.*"):
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
+        atomic_write_parquet(path, table, compression="zstd")
 
     # -- liquidations ---------------------------------------------------------------------------
     def append_liquidations(self, exchange: str, symbol: str, events: pd.DataFrame, *, covered=None) -> int:
@@ -389,14 +488,8 @@ class Store:
     def save_markets(self, exchange: str, markets: list[dict]) -> None:
         """Cache an exchange's market list (atomically), so refreshes need no market request."""
         path = self.root / safe_name(exchange) / "markets.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"saved": int(time.time() * 1000), "markets": markets}, default=str)
-        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}markets.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write_text(path, payload)
 
     def load_markets(self, exchange: str, max_age: float | None = 86400.0) -> list[dict] | None:
         """The cached market list, or None when absent, unreadable or older than ``max_age`` s."""
@@ -405,30 +498,41 @@ class Store:
             payload = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        if max_age is not None and time.time() * 1000 - payload.get("saved", 0) > max_age * 1000:
+        if not isinstance(payload, dict) or not isinstance(payload.get("markets"), list):
             return None
-        return payload.get("markets")
+        saved = payload.get("saved", 0)
+        if not isinstance(saved, (int, float)):
+            return None
+        if max_age is not None and time.time() * 1000 - saved > max_age * 1000:
+            return None
+        return [m for m in payload["markets"] if isinstance(m, dict) and isinstance(m.get("symbol"), str)]
 
     # -- listing --------------------------------------------------------------------------------
     def entries(self) -> list[StoredFile]:
-        """Every stored file with its row count and fetched ranges."""
+        """Every stored file with its row count and fetched ranges.
+
+        A file that cannot be read is listed with ``rows=-1``; one whose metadata does not say its
+        symbol is listed under the symbol its folder name stands for (``BTC_USDT_USDT`` ->
+        ``BTC/USDT:USDT``).
+        """
         import pyarrow.parquet as pq
 
         out = []
         for path in sorted(self.root.glob("*/*/*.parquet")):
             try:
                 md = pq.read_metadata(path)
-                meta = json.loads((md.metadata or {}).get(_META_KEY, b"{}"))
+                meta = parse_metadata((md.metadata or {}).get(_META_KEY))
                 rows = md.num_rows
             except Exception:
                 meta, rows = {}, -1
+            text = {k: meta.get(k) if isinstance(meta.get(k), str) else None for k in ("exchange", "symbol", "kind", "period")}
             out.append(StoredFile(
-                exchange=meta.get("exchange", path.parts[-3]), symbol=meta.get("symbol", path.parts[-2]),
-                kind=meta.get("kind", path.stem), period=meta.get("period"), path=path, rows=rows,
+                exchange=text["exchange"] or path.parts[-3],
+                symbol=text["symbol"] or symbol_from_folder(path.parts[-2]),
+                kind=text["kind"] or path.stem, period=text["period"], path=path, rows=rows,
                 coverage=tuple(tuple(r) for r in meta.get("coverage", [])),
             ))
         return out
-
 
 def _empty(kind: str) -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in KIND_COLUMNS[kind]})
