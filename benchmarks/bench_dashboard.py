@@ -102,6 +102,11 @@ PLOTLY_SOURCE = """() => {
 }"""
 
 
+# HTTP bodies the page received, decoded (the document and every resource, as the browser reports them)
+DECODED_BYTES = """() => [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+  .filter(e => e.name.startsWith('http')).reduce((n, e) => n + (e.decodedBodySize || 0), 0)"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -244,11 +249,6 @@ def _visit(browser, url: str, received: dict | None = None, context=None, count_
                 received["http"] += sizes["responseBodySize"] + sizes["responseHeadersSize"]
             except Exception:  # aborted requests report no sizes
                 received["http_errors"] = received.get("http_errors", 0) + 1
-                return
-            try:  # the same bodies decoded: the weight were the server to send them uncompressed
-                received["http_decoded"] = received.get("http_decoded", 0) + len(request.response().body())
-            except Exception:
-                pass
 
         def on_ws(ws):
             ws.on("framereceived", lambda payload: received.__setitem__(
@@ -301,6 +301,7 @@ def run(repeats: int = 8, new_visitors: int = 2, changes: bool = True, count_win
             weight = relay.down / 1e6
             info = page.evaluate(FIGURE_INFO)
             info["plotly_js"] = page.evaluate(PLOTLY_SOURCE)
+            decoded = page.evaluate(DECODED_BYTES)
             status = page.inner_text(".liqlab-status")
             ctx.close()
             m_c = re.search(r"([\d,]+) candles", status)
@@ -313,7 +314,7 @@ def run(repeats: int = 8, new_visitors: int = 2, changes: bool = True, count_win
                         "ratio_to_target": round(weight / TARGET_WEIGHT_MB, 2), "target": TARGET_WEIGHT_MB,
                         "http_mb": round(received["http"] / 1e6, 2), "ws_payload_mb": round(received["ws"] / 1e6, 2),
                         "http_unsized": received.get("http_errors", 0),
-                        "uncompressed_mb": round((received.get("http_decoded", 0) + received["ws"]) / 1e6, 2),
+                        "uncompressed_mb": round((decoded + received["ws"]) / 1e6, 2),
                         "plotly_js": info["plotly_js"], **inputs})
             # 2. direct visitors: first render; widget changes on the first
             firsts = []
