@@ -48,7 +48,8 @@ def test_all_exchanges_sums_venues_and_stacks_their_bars(store_dir):
     fig = {n: d.figure.trace(n) for n in ("venue_long_0", "venue_long_1", "venue_long_2", "venue_short_0",
                                          "venue_short_1")}
     assert [fig[n]["name"] for n in ("venue_long_0", "venue_long_1", "venue_long_2")] == [
-        "binanceusdm (lower bound) longs", "bybit longs", "okx longs"]
+        "binanceusdm (lower bound)", "bybit", "okx"]
+    assert fig["venue_short_0"]["name"] == "binanceusdm (lower bound)" and fig["venue_short_0"]["showlegend"] is False
     assert venue_bar_values(fig["venue_long_0"])[:3].tolist() == [1000.0, 0.0, 0.0]
     assert venue_bar_values(fig["venue_long_1"])[:3].tolist() == [50.0, 0.0, 0.0]
     assert venue_bar_values(fig["venue_long_2"])[:3].tolist() == [20.0, 0.0, 0.0]
@@ -141,6 +142,8 @@ def test_fill_commands_per_venue():
     assert fill_command("bybit", "BTCUSDT", a, b) == "liqlab oi-history bybit BTCUSDT --since 2024-03-01 --until 2025-03-01"
     assert fill_command("okx", "BTCUSDT", a, b + pd.Timedelta(hours=6)) == \
         "liqlab oi-history okx BTCUSDT --since 2024-03-01 --until 2025-03-01T06:00"
+    assert fill_command("bybit", "BTCUSDT", a + pd.Timedelta(hours=7), b) == \
+        "liqlab oi-history bybit BTCUSDT --since 2024-03-01 --until 2025-03-01"
     assert fill_command("gate", "BTCUSDT", a, b, "1h") == \
         "liqlab fetch gate BTCUSDT --timeframe 1h --since 2024-03-01 --until 2025-03-01"
 

@@ -68,7 +68,7 @@ def fill_command(venue: str, symbol: str, since: pd.Timestamp, until: pd.Timesta
     """The ``liqlab`` command that fills ``venue``'s history of ``symbol`` from ``since`` to ``until``
     (exclusive: the first time the store already holds)."""
     sym = _compact(symbol)
-    since, until = pd.Timestamp(since), pd.Timestamp(until)
+    since, until = pd.Timestamp(since).floor("D"), pd.Timestamp(until)
     if venue in ("binanceusdm", "binancecoinm"):  # whole days, --until inclusive
         last_day = max(until - pd.Timedelta(milliseconds=1), since)
         return f"liqlab archive {venue} {sym} --since {since:%Y-%m-%d} --until {last_day:%Y-%m-%d}"
@@ -201,12 +201,13 @@ def venue_bar_parts(loaded: Loaded | None, market: Market, *, max_bars: int = 30
             ys[2::3] = 0.0
             colour = VENUE_COLOURS[i][0 if side == "long" else 1]
             label = f"{venue} (lower bound)" if _lower_bound(loaded.multi, venue) else venue
-            name = f"{label} {side}s"
+            # one legend entry per venue (its longs' colour); clicking it toggles both sides
             traces[f"venue_{side}_{i}"] = dict(
                 x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv", color=colour), fill="tozeroy",
-                fillcolor=colour, name=name, showlegend=True, visible=True, xaxis="x", yaxis="y2",
-                text=np.repeat(minute_labels(idx), 3).tolist(), customdata=np.repeat(own, 3),
-                hovertemplate=f"%{{text}} UTC<br>{html.escape(name)}: $%{{customdata:,.0f}}<extra></extra>",
+                fillcolor=colour, name=label, legendgroup=venue, showlegend=side == "long", visible=True,
+                xaxis="x", yaxis="y2", text=np.repeat(minute_labels(idx), 3).tolist(), customdata=np.repeat(own, 3),
+                hovertemplate=f"%{{text}} UTC<br>{html.escape(label)} realized {side}s: $%{{customdata:,.0f}}"
+                              "<extra></extra>",
             )
     return traces
 
@@ -320,7 +321,8 @@ def with_venue_bars(parts: dict, loaded: Loaded | None, market: Market) -> dict:
         if name in traces:
             traces[name] = {**traces[name], "visible": not stacked}
     traces.update(venue)
-    return {**parts, "traces": traces}
+    # room for the venues' legend row under the bar panel
+    return {**parts, "traces": traces, "layout": {**parts["layout"], "margin.b": 95 if stacked else 70}}
 
 
 def window_notes(inp, loaded: Loaded, market: Market) -> list[str]:
