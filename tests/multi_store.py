@@ -11,7 +11,7 @@ SYM = "BTC/USDT:USDT"
 BYBIT_OI_FROM = 72  # Bybit's open interest starts with the snapshot taken at candle 72's open
 
 
-def fill_store(root, t0: pd.Timestamp, n: int, *, bybit_liq_until: int | None = None) -> Store:
+def fill_store(root, t0: pd.Timestamp, n: int, *, bybit_liq_until: int | None = None, scale: float = 1.0) -> Store:
     """``n`` 5-minute candles from ``t0`` on Binance; OI on all three venues; a few liquidations.
 
     * Binance: candles, OI ``1e9 + i * 1e5`` at each 5-minute snapshot ``i``; liquidations (a lower
@@ -19,6 +19,8 @@ def fill_store(root, t0: pd.Timestamp, n: int, *, bybit_liq_until: int | None = 
     * Bybit: OI 5e8 from snapshot :data:`BYBIT_OI_FROM` on; liquidations long 50 at minute 3 and short
       70 at minute 62, recorded for the first ``bybit_liq_until`` minutes (default: half the span).
     * OKX: OI 2e8; liquidations long 20 at minute 7, recorded over the whole span.
+
+    Liquidation amounts are multiplied by ``scale``.
     """
     s = Store(root)
     ms0 = int(t0.value // 10**6)
@@ -43,7 +45,7 @@ def fill_store(root, t0: pd.Timestamp, n: int, *, bybit_liq_until: int | None = 
     def liq(venue, rows, until_min):
         s.append_liquidations(venue, SYM, pd.DataFrame({
             "timestamp": [at(m) for m, _, _ in rows], "side": [side for _, side, _ in rows],
-            "price": 60_000.0, "notional": [usd for _, _, usd in rows]}), covered=span(0, until_min))
+            "price": 60_000.0, "notional": [usd * scale for _, _, usd in rows]}), covered=span(0, until_min))
 
     liq("binanceusdm", [(1, "long", 1000.0), (12, "short", 300.0)], 5 * n)
     liq("bybit", [(3, "long", 50.0), (62, "short", 70.0)], bybit_liq_until or 5 * n // 2)

@@ -160,3 +160,12 @@ def test_nothing_stored_falls_back_without_naming_server_paths(tmp_path, monkeyp
     assert str(tmp_path) not in d._current_load.note and str(tmp_path) not in d.status.value
     assert visitor_text(f"nothing stored in {tmp_path}/store for BTC/USDT:USDT") == \
         "nothing stored in the data folder for BTC/USDT:USDT"
+
+
+def test_the_map_app_offers_all_exchanges_too(store_dir):
+    d = Dashboard(debounce=0, view="map")
+    assert d.set(exchange="all exchanges", symbol=SYM, window="custom", start=dt.date(2024, 5, 1),
+                 end=dt.date(2024, 5, 1)), d.message
+    assert d.w_breakdown in d.layout.children
+    assert "<tr data-venue='okx'>" in d.w_breakdown.value
+    assert venue_bar_values(d.figure.trace("venue_long_0"))[0] == 1000.0

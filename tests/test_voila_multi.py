@@ -33,7 +33,7 @@ STACKED = """() => { const el = document.querySelector('.js-plotly-plot');
 def test_all_exchanges_in_the_browser(tmp_path, monkeypatch):
     store = tmp_path / "store"
     t0 = pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=2)
-    fill_store(store, t0, 2 * 288)
+    fill_store(store, t0, 2 * 288, scale=1e4)  # amounts the model's bars do not dwarf
     monkeypatch.setenv("LIQLAB_DATA_DIR", str(store))
     SHOTS.mkdir(exist_ok=True)
     with serve_apps(tmp_path / "voila.log", tmp_path / "exports") as base, chromium_browser() as browser:
@@ -48,7 +48,8 @@ def test_all_exchanges_in_the_browser(tmp_path, monkeypatch):
             page.wait_for_function(STACKED, timeout=60_000)
             page.wait_for_function("() => !!document.querySelector('.liqlab-breakdown tr[data-venue=okx]')",
                                    timeout=20_000)
-            bars = {b[0]: b[1:] for b in page.evaluate(VENUE_BARS)}
+            k = 1e4
+            bars = {b[0]: [b[1], b[2], [v / k for v in b[3]], [v / k for v in b[4]]] for b in page.evaluate(VENUE_BARS)}
             # 576 five-minute candles drawn as fifteen-minute bars, each venue stacked on the next
             assert bars["venue_long_0"] == ["binanceusdm (lower bound)", True, [1070, 0, 0, 0, 0],
                                             [1000, 0, 0, 0, 0]]
@@ -67,11 +68,14 @@ def test_all_exchanges_in_the_browser(tmp_path, monkeypatch):
             assert (f"the store has no BTCUSDT open interest before {t0:%Y-%m-%d} 00:00 for binanceusdm; "
                     "fill it with: liqlab archive binanceusdm BTCUSDT --since") in status
             row = page.inner_text(".liqlab-breakdown tr[data-venue=bybit]")
-            assert row.split("\t")[2:4] == ["$50", "$70"] and row.endswith("no")
+            assert row.split("\t")[2:4] == ["$500,000", "$700,000"] and row.endswith("no")
             legend = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot .legendtext')]
                                           .map(e => e.textContent)""")
             assert {"binanceusdm (lower bound)", "bybit", "okx"} <= set(legend), legend
             assert str(store) not in page.content() and str(tmp_path) not in page.inner_text("body")
             page.screenshot(path=str(SHOTS / "all_exchanges.png"), full_page=True)
+            box = page.query_selector(".js-plotly-plot").bounding_box()  # the first hours of the bar panel
+            page.screenshot(path=str(SHOTS / "all_exchanges_bars.png"),
+                            clip=dict(x=box["x"], y=box["y"] + 0.62 * box["height"], width=260, height=0.3 * box["height"]))
         finally:
             context.close()
