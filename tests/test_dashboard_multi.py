@@ -119,11 +119,14 @@ def test_a_window_the_store_cannot_fill_names_the_command(store_dir):
 def test_a_preset_the_store_cannot_fill_names_the_command(tmp_path, monkeypatch):
     root = tmp_path / "recent"
     t0 = pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=1)
-    fill_store(root, t0, 288)
+    n = (pd.Timestamp.now(tz="UTC").floor("5min") - t0) // pd.Timedelta(minutes=5)  # up to the last closed candle
+    fill_store(root, t0, n)
     monkeypatch.setenv("LIQLAB_DATA_DIR", str(root))
     d = Dashboard(debounce=0)
+    assert d.set(exchange="all exchanges", symbol=SYM, window="12h"), d.message
+    assert d.market.start > t0 and "fill it with" not in d.message
     before = pd.Timestamp.now(tz="UTC")
-    assert d.set(exchange="all exchanges", symbol=SYM, window="7d"), d.message
+    assert d.set(window="7d"), d.message  # loads again: the 12-hour load does not reach back 7 days
     after = pd.Timestamp.now(tz="UTC")
     assert d.market.start == t0
     days = {f"{t - pd.Timedelta(days=7):%Y-%m-%d}" for t in (before, after)}
@@ -169,3 +172,19 @@ def test_the_map_app_offers_all_exchanges_too(store_dir):
     assert d.w_breakdown in d.layout.children
     assert "<tr data-venue='okx'>" in d.w_breakdown.value
     assert venue_bar_values(d.figure.trace("venue_long_0"))[0] == 1000.0
+
+
+def test_no_status_message_names_a_server_path(tmp_path):
+    from liqlab.apps.dashboard import default_loader
+
+    secret = tmp_path / "private" / "store"
+
+    def loader(exchange, symbol, timeframe, since, until, online):
+        if exchange == "sample":
+            return default_loader(exchange, symbol, timeframe, since, until, online)
+        raise OSError(f"cannot open {secret}/BTC_USDT_USDT/ohlcv_5m.parquet")
+
+    d = Dashboard(debounce=0, loader=loader)
+    d.set(exchange="bybit")
+    assert d.message.startswith("bybit BTCUSDT: cannot open the data folder")
+    assert str(tmp_path) not in d.status.value and "/private/" not in d.status.value

@@ -32,7 +32,7 @@ from liqlab.apps.dashboard_inputs import (  # noqa: F401 - re-exported: the dash
 )
 from liqlab.apps.guarded import GuardedComponent
 from liqlab.apps.multi_view import (
-    breakdown_table_html, coverage_notes, venue_trace_names, window_notes, with_venue_bars,
+    breakdown_table_html, coverage_notes, venue_trace_names, visitor_text, window_notes, with_venue_bars,
 )
 from liqlab.core.market import Market, MarketDataError
 from liqlab.viz import plotting
@@ -477,6 +477,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
     def _set_status(self, message: str, *, error: bool = False) -> None:
         import html
 
+        message = visitor_text(message)  # the app is shared: never a path on the server
         self.message = message
         self.error = error
         src = html.escape(self.source_text())

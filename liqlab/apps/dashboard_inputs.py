@@ -233,7 +233,8 @@ class InputReader:
 
     # -------------------------------------------------------------------------- compute
     def _load(self, inp: Inputs) -> Loaded:
-        key = inp.data_key + ((inp.start, inp.end) if inp.exchange != "sample" else ())
+        # a preset's load reaches back the preset's length: a longer preset must not reuse a shorter one's
+        key = inp.data_key + ((inp.window, inp.start, inp.end) if inp.exchange != "sample" else ())
         if key in self._cache:
             return self._cache[key]
         since = inp.start
