@@ -163,6 +163,7 @@ def test_nothing_stored_falls_back_without_naming_server_paths(tmp_path, monkeyp
     assert str(tmp_path) not in d._current_load.note and str(tmp_path) not in d.status.value
     assert visitor_text(f"nothing stored in {tmp_path}/store for BTC/USDT:USDT") == \
         "nothing stored in the data folder for BTC/USDT:USDT"
+    assert visitor_text(f"exported to {tmp_path}/exports/btc_5m.csv") == "exported to btc_5m.csv"
 
 
 def test_the_map_app_offers_all_exchanges_too(store_dir):
@@ -186,5 +187,5 @@ def test_no_status_message_names_a_server_path(tmp_path):
 
     d = Dashboard(debounce=0, loader=loader)
     d.set(exchange="bybit")
-    assert d.message.startswith("bybit BTCUSDT: cannot open the data folder")
+    assert d.message.startswith("bybit BTCUSDT: cannot open ohlcv_5m.parquet")
     assert str(tmp_path) not in d.status.value and "/private/" not in d.status.value

@@ -42,8 +42,18 @@ _PATH_RE = re.compile(r"(?<![\w:/.])/(?:[\w.\-]+/)+[\w.\-]*")
 
 
 def visitor_text(text: str) -> str:
-    """``text`` with absolute file paths replaced by "the data folder" (messages shown to visitors)."""
-    return _PATH_RE.sub("the data folder", text)
+    """``text`` without absolute paths (messages shown to visitors): a file keeps its name only
+    (``/srv/exports/btc.csv`` -> ``btc.csv``), a folder becomes "the data folder"."""
+
+    def repl(m: re.Match) -> str:
+        path = m.group(0)
+        tail = path[len(path.rstrip(".")):]  # a sentence's full stop is not part of the path
+        path = path.rstrip(".")
+        name = path.rsplit("/", 1)[-1]
+        keep = name and re.search(r"\.[A-Za-z0-9]{1,8}$", name)
+        return (name if keep else "the data folder") + tail
+
+    return _PATH_RE.sub(repl, text)
 
 
 def venue_trace_names() -> list[str]:
