@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from liqlab.apps.dashboard import Dashboard
-from liqlab.apps.multi_view import breakdown_rows, fill_command, venue_bar_values, visitor_text
+from liqlab.apps.multi_view import (
+    breakdown_rows,
+    fill_command,
+    venue_bar_values,
+    visitor_text,
+)
 from tests.multi_store import SYM, fill_store
 
 T0 = pd.Timestamp("2024-05-01", tz="UTC")
@@ -134,7 +139,7 @@ def test_a_preset_the_store_cannot_fill_names_the_command(tmp_path, monkeypatch)
               f"liqlab archive binanceusdm BTCUSDT --since {day} --until {t0 - pd.Timedelta(days=1):%Y-%m-%d}"
               for day in days]
     assert any(w in d.message for w in wanted), d.message
-    assert f"liqlab oi-history okx BTCUSDT --since" in d.message
+    assert "liqlab oi-history okx BTCUSDT --since" in d.message
     assert str(root) not in d.status.value
 
 

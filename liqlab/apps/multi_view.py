@@ -24,9 +24,23 @@ import numpy as np
 import pandas as pd
 
 from liqlab.apps.dashboard_inputs import CUSTOM, WINDOWS, Loaded
-from liqlab.core.market import Market, MarketDataError, make_market, timeframe_to_timedelta
-from liqlab.sources.export import ExportError, pick_period, resample_candles, stored_symbol
-from liqlab.sources.multi_exchange import DEFAULT_VENUES, MultiExchange, load_multi_exchange
+from liqlab.core.market import (
+    Market,
+    MarketDataError,
+    make_market,
+    timeframe_to_timedelta,
+)
+from liqlab.sources.export import (
+    ExportError,
+    pick_period,
+    resample_candles,
+    stored_symbol,
+)
+from liqlab.sources.multi_exchange import (
+    DEFAULT_VENUES,
+    MultiExchange,
+    load_multi_exchange,
+)
 from liqlab.sources.store import Store, safe_name, to_ms
 from liqlab.viz.grid import bar_period, epoch_ms, minute_labels, period_bars
 
