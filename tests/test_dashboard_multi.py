@@ -15,6 +15,7 @@ from liqlab.apps.multi_view import (
     venue_bar_values,
     visitor_text,
 )
+from liqlab.sources.store import Store
 from tests.multi_store import SYM, fill_store
 
 T0 = pd.Timestamp("2024-05-01", tz="UTC")
@@ -152,6 +153,8 @@ def test_fill_commands_per_venue():
         "liqlab oi-history okx BTCUSDT --since 2024-03-01 --until 2025-03-01T06:00"
     assert fill_command("bybit", "BTCUSDT", a + pd.Timedelta(hours=7), b) == \
         "liqlab oi-history bybit BTCUSDT --since 2024-03-01 --until 2025-03-01"
+    assert fill_command("bybit", "BTCUSDT", a, b, "1h", candles=True) == \
+        "liqlab fetch bybit BTCUSDT --timeframe 1h --since 2024-03-01 --until 2025-03-01"
     assert fill_command("gate", "BTCUSDT", a, b, "1h") == \
         "liqlab fetch gate BTCUSDT --timeframe 1h --since 2024-03-01 --until 2025-03-01"
 
@@ -178,6 +181,8 @@ def test_the_map_app_offers_all_exchanges_too(store_dir):
     assert d.w_breakdown in d.layout.children
     assert "<tr data-venue='okx'>" in d.w_breakdown.value
     assert venue_bar_values(d.figure.trace("venue_long_0"))[0] == 1000.0
+    assert d.set(online=True), d.message  # the sum is read from the store alone, and says so
+    assert d.message.endswith("all exchanges reads the store only ('online' asks one exchange at a time)")
 
 
 def test_no_status_message_names_a_server_path(tmp_path):
@@ -194,3 +199,17 @@ def test_no_status_message_names_a_server_path(tmp_path):
     d.set(exchange="bybit")
     assert d.message.startswith("bybit BTCUSDT: cannot open ohlcv_5m.parquet")
     assert str(tmp_path) not in d.status.value and "/private/" not in d.status.value
+
+
+def test_a_bybit_window_the_store_cannot_fill_names_both_commands(store_dir):
+    s = Store(store_dir)
+    rows = s.read("binanceusdm", SYM, "ohlcv", "5m")
+    s.write("bybit", SYM, "ohlcv", "5m", rows.iloc[144:])  # Bybit candles from 12:00 on
+    d = Dashboard(debounce=0)
+    assert d.set(exchange="bybit", symbol=SYM, window="custom", start=dt.date(2024, 5, 1),
+                 end=dt.date(2024, 5, 1), online=False), d.message
+    assert d.market.start == T0 + pd.Timedelta(hours=12)
+    assert d.message.endswith(
+        "the store has no BTCUSDT history before 2024-05-01 12:00 for bybit, so this window shows less than asked; "
+        "fill it with: liqlab oi-history bybit BTCUSDT --since 2024-05-01 --until 2024-05-01T12:00 and "
+        "liqlab fetch bybit BTCUSDT --timeframe 5m --since 2024-05-01 --until 2024-05-01T12:00")

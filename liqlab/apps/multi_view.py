@@ -88,19 +88,21 @@ def _compact(symbol: str) -> str:
     return base.replace("/", "").replace("-", "").upper()
 
 
-def fill_command(venue: str, symbol: str, since: pd.Timestamp, until: pd.Timestamp, timeframe: str = "5m") -> str:
+def fill_command(venue: str, symbol: str, since: pd.Timestamp, until: pd.Timestamp, timeframe: str = "5m", *,
+                 candles: bool = False) -> str:
     """The ``liqlab`` command that fills ``venue``'s history of ``symbol`` from ``since`` to ``until``
-    (exclusive: the first time the store already holds)."""
+    (exclusive: the first time the store already holds): the Binance archive, Bybit/OKX open-interest
+    history, else (or with ``candles``) ``liqlab fetch``."""
     sym = _compact(symbol)
     since, until = pd.Timestamp(since).floor("D"), pd.Timestamp(until)
-    if venue in ("binanceusdm", "binancecoinm"):  # whole days, --until inclusive
+    if venue in ("binanceusdm", "binancecoinm") and not candles:  # whole days, --until inclusive
         last_day = max(until - pd.Timedelta(milliseconds=1), since)
         return f"liqlab archive {venue} {sym} --since {since:%Y-%m-%d} --until {last_day:%Y-%m-%d}"
 
     def when(t: pd.Timestamp) -> str:
         return f"{t:%Y-%m-%d}" if t == t.normalize() else f"{t:%Y-%m-%dT%H:%M}"
 
-    if venue in ("bybit", "okx"):
+    if venue in ("bybit", "okx") and not candles:
         return f"liqlab oi-history {venue} {sym} --since {when(since)} --until {when(until)}"
     return f"liqlab fetch {venue} {sym} --timeframe {timeframe} --since {when(since)} --until {when(until)}"
 
@@ -330,8 +332,11 @@ def shortfall_notes(exchange: str, symbol: str, timeframe: str, since: pd.Timest
                              f"{fill_command(v, symbol, since, end, timeframe)}")
     if market.start > since + step and not notes:
         venue = exchange if exchange != ALL_EXCHANGES else (getattr(loaded, "reference", "") or "binanceusdm")
+        cmd = fill_command(venue, symbol, since, market.start, timeframe)
+        if venue in ("bybit", "okx"):  # oi-history brings open interest only; candles come from fetch
+            cmd += f" and {fill_command(venue, symbol, since, market.start, timeframe, candles=True)}"
         notes.append(f"the store has no {sym} history before {market.start:%Y-%m-%d %H:%M} for {venue}, so this "
-                     f"window shows less than asked; fill it with: {fill_command(venue, symbol, since, market.start, timeframe)}")
+                     f"window shows less than asked; fill it with: {cmd}")
     return notes
 
 
@@ -356,4 +361,7 @@ def window_notes(inp, loaded: Loaded, market: Market) -> list[str]:
     else:
         until = pd.Timestamp.now(tz="UTC")
         since = until - pd.Timedelta(WINDOWS[inp.window])
-    return shortfall_notes(inp.exchange, inp.symbol, inp.timeframe, since, until, loaded, market)
+    notes = shortfall_notes(inp.exchange, inp.symbol, inp.timeframe, since, until, loaded, market)
+    if inp.exchange == ALL_EXCHANGES and inp.online:
+        notes.append("all exchanges reads the store only ('online' asks one exchange at a time)")
+    return notes
