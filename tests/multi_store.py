@@ -8,15 +8,15 @@ import pandas as pd
 from liqlab.sources.store import Store
 
 SYM = "BTC/USDT:USDT"
-BYBIT_OI_FROM = 72  # Bybit's open interest starts with the snapshot taken at candle 72's open
 
 
-def fill_store(root, t0: pd.Timestamp, n: int, *, bybit_liq_until: int | None = None, scale: float = 1.0) -> Store:
+def fill_store(root, t0: pd.Timestamp, n: int, *, bybit_oi_from: int = 0, bybit_liq_until: int | None = None,
+               scale: float = 1.0) -> Store:
     """``n`` 5-minute candles from ``t0`` on Binance; OI on all three venues; a few liquidations.
 
     * Binance: candles, OI ``1e9 + i * 1e5`` at each 5-minute snapshot ``i``; liquidations (a lower
       bound) long 1000 at minute 1 and short 300 at minute 12, recorded over the whole span.
-    * Bybit: OI 5e8 from snapshot :data:`BYBIT_OI_FROM` on; liquidations long 50 at minute 3 and short
+    * Bybit: OI 5e8 from snapshot ``bybit_oi_from`` on; liquidations long 50 at minute 3 and short
       70 at minute 62, recorded for the first ``bybit_liq_until`` minutes (default: half the span).
     * OKX: OI 2e8; liquidations long 20 at minute 7, recorded over the whole span.
 
@@ -39,7 +39,7 @@ def fill_store(root, t0: pd.Timestamp, n: int, *, bybit_liq_until: int | None = 
     s.write("binanceusdm", SYM, "open_interest", "5m", pd.DataFrame({
         "timestamp": snaps, "open_interest_value": [1e9 + i * 1e5 for i in range(n + 1)]}))
     s.write("bybit", SYM, "open_interest", "5m", pd.DataFrame({
-        "timestamp": snaps[BYBIT_OI_FROM:], "open_interest_value": 5e8}))
+        "timestamp": snaps[bybit_oi_from:], "open_interest_value": 5e8}))
     s.write("okx", SYM, "open_interest", "5m", pd.DataFrame({"timestamp": snaps, "open_interest_value": 2e8}))
 
     def liq(venue, rows, until_min):

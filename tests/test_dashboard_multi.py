@@ -41,10 +41,10 @@ def test_all_exchanges_sums_venues_and_stacks_their_bars(store_dir):
                  end=dt.date(2024, 5, 2)), d.message
     m = d.market
     assert len(m) == N and m.exchange == "binanceusdm+bybit+okx"
-    # a candle takes each venue's snapshot taken at its close; Bybit's starts at snapshot 72
+    # a candle takes each venue's snapshot taken at its close
     oi = m.column("open_interest")
-    assert oi[:3].tolist() == [1e9 + 1e5 + 2e8, 1e9 + 2e5 + 2e8, 1e9 + 3e5 + 2e8]
-    assert oi[71] == 1e9 + 72e5 + 5e8 + 2e8 and oi[70] == 1e9 + 71e5 + 2e8
+    assert oi[:3].tolist() == [1e9 + 1e5 + 7e8, 1e9 + 2e5 + 7e8, 1e9 + 3e5 + 7e8]
+    assert oi[-1] == 1e9 + N * 1e5 + 7e8
     assert m.liquidations["long_usd"].iloc[:3].tolist() == [1050.0, 20.0, 0.0]
     assert m.liquidations["short_usd"].iloc[[2, 12]].tolist() == [300.0, 70.0]
     assert m.liquidations["long_usd"].sum() == 1070.0 and m.liquidations["short_usd"].sum() == 370.0
@@ -85,14 +85,30 @@ def test_all_exchanges_sums_venues_and_stacks_their_bars(store_dir):
 
     assert d.message == (
         "summed over binanceusdm (OI 05-01 00:00–05-02 23:55, liquidations 05-01 00:00–05-02 23:55), "
-        "bybit (OI 05-01 05:55–05-02 23:55, liquidations 05-01 00:00–05-01 23:55), "
+        "bybit (OI 05-01 00:00–05-02 23:55, liquidations 05-01 00:00–05-01 23:55), "
         "okx (OI 05-01 00:00–05-02 23:55, liquidations 05-01 00:00–05-02 23:55); candles from binanceusdm; "
         "realized liquidations of binanceusdm are lower bounds (at most one per symbol per second is published), "
-        "so the sums are too; the store has no BTCUSDT open interest before 2024-05-01 05:55 for bybit; "
-        "fill it with: liqlab oi-history bybit BTCUSDT --since 2024-05-01 --until 2024-05-01T05:55")
+        "so the sums are too")
     assert not d.error
     for text in visitor_texts(d):
         assert str(store_dir) not in text and "/tmp" not in text
+
+
+def test_a_venue_with_less_history_limits_the_sum_and_is_named(tmp_path, monkeypatch):
+    root = tmp_path / "store"
+    fill_store(root, T0, N, bybit_oi_from=72)  # Bybit's open interest from 06:00 (the close of candle 71)
+    monkeypatch.setenv("LIQLAB_DATA_DIR", str(root))
+    d = Dashboard(debounce=0)
+    assert d.set(exchange="all exchanges", symbol=SYM, window="custom", start=dt.date(2024, 5, 1),
+                 end=dt.date(2024, 5, 2)), d.message
+    # no jump where Bybit would join the sum: the market starts where all three venues have open interest
+    assert d.market.start == T0 + pd.Timedelta(minutes=5 * 71) and len(d.market) == N - 71
+    assert d.market.column("open_interest")[0] == 1e9 + 72e5 + 5e8 + 2e8
+    assert d.message.endswith(
+        "the store has no BTCUSDT open interest before 2024-05-01 05:55 for bybit; "
+        "fill it with: liqlab oi-history bybit BTCUSDT --since 2024-05-01 --until 2024-05-01T05:55")
+    assert "bybit (OI 05-01 05:55–05-02 23:55, liquidations 05-01 05:55–05-01 23:55)" in d.message
+    assert str(root) not in d.status.value
 
 
 def test_a_single_venue_draws_no_venue_bars_and_no_table(store_dir):

@@ -133,8 +133,11 @@ def load_all_exchanges(symbol: str, timeframe: str, since, until, store: Store |
 
     Open interest and realized liquidations are the ``total`` columns of
     :func:`load_multi_exchange`; candles come from the first venue of ``venues`` with candles
-    stored. Candles without any venue's open interest are left out (a gap); a candle no venue's
-    liquidation record covers counts zero, and the coverage notes say where that is.
+    stored. Only candles where every venue with open interest in the window has a value are kept
+    (elsewhere the sum would jump when a venue joins it, which the model would read as positions
+    opened); :func:`shortfall_notes` names the venue and the command that fills it. A candle
+    outside a venue's liquidation record adds zero for that venue, and the coverage notes give
+    each venue's recorded span.
 
     Raises
     ------
@@ -165,8 +168,13 @@ def load_all_exchanges(symbol: str, timeframe: str, since, until, store: Store |
                               f"--since {since:%Y-%m-%d} --until {until:%Y-%m-%d}")
     frame = candles.set_index(pd.DatetimeIndex(candles["timestamp"]))[["open", "high", "low", "close", "volume"]]
     frame = frame.loc[frame.index.isin(multi.index)]
+    candle_index = frame.index
+    # only candles where every venue with open interest in the window has it: a venue joining the
+    # sum mid-window would look to the model like that venue's whole open interest opening at once
+    oi_venues = [c for c in multi.open_interest.columns if c not in ("total", "venues_in_total")]
+    complete = multi.open_interest["venues_in_total"].reindex(frame.index).to_numpy() == len(oi_venues)
     frame["open_interest"] = multi.open_interest["total"].reindex(frame.index).to_numpy()
-    frame = frame.loc[np.isfinite(frame["open_interest"].to_numpy())]
+    frame = frame.loc[complete & np.isfinite(frame["open_interest"].to_numpy())]
     if len(frame) < 2:
         raise MarketDataError(f"the store has fewer than two {timeframe} candles of {_compact(symbol)} with open "
                               f"interest between {since:%Y-%m-%d} and {until:%Y-%m-%d}")
@@ -177,7 +185,8 @@ def load_all_exchanges(symbol: str, timeframe: str, since, until, store: Store |
     breakdown = {v: pd.DataFrame({"open_interest": multi.open_interest[v] if v in multi.open_interest else np.nan,
                                   "long_usd": multi.long_usd[v] if v in multi.long_usd else np.nan,
                                   "short_usd": multi.short_usd[v] if v in multi.short_usd else np.nan},
-                                 index=multi.index).reindex(frame.index) for v in venues_in}
+                                 index=multi.index).reindex(candle_index)
+                 for v in venues_in}  # on every stored candle: each venue's own span, before the common one
     market = make_market(frame, symbol=multi.symbol if "/" in multi.symbol else symbol,
                          exchange="+".join(venues_in), timeframe=timeframe, liquidations=bars, source="store",
                          gaps="keep", breakdown=breakdown)
