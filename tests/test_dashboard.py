@@ -249,7 +249,8 @@ def test_exports_write_files_and_name_them_without_server_paths(dash):
         dash._last_export = 0.0
         path = dash.export(kind)
         assert path.exists() and path.stat().st_size > 0
-        assert path.name in dash.status.value and str(path.parent) not in dash.status.value
+        assert f"exported to {path.name}" in dash.status.value  # the file's name; no server path
+        assert str(path.parent) not in dash.status.value
     frame = pd.read_csv(dash.export_dir / path.with_suffix(".csv").name, index_col=0)
     assert {"predicted_long_usd", "realized_short_usd", "close"} <= set(frame.columns)
     with pytest.raises(InputError):

@@ -47,8 +47,11 @@ from liqlab.apps.dashboard_inputs import (  # noqa: F401 - re-exported: the dash
     auto_bin_size,
     default_loader,
 )
-from liqlab.apps.view_cache import shared_view, view_key
 from liqlab.apps.guarded import GuardedComponent, visitor_text
+from liqlab.apps.multi_view import (
+    breakdown_table_html, coverage_notes, venue_trace_names, window_notes, with_venue_bars,
+)
+from liqlab.apps.view_cache import shared_view, view_key
 from liqlab.core.market import Market, MarketDataError
 from liqlab.viz import plotting
 
@@ -119,6 +122,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
         self._last_export = 0.0
         self._parts: dict | None = None
         self.loaded: Loaded | None = None
+        self._current_load: Loaded | None = None  # the load being drawn (set before self.loaded)
         self.market: Market | None = None
         self.result = None
         self.snapshot = None
@@ -204,6 +208,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
         self.w_export_html = cls(W.Button(description="Figure → HTML", icon="download"), "export-html")
         self.status = cls(W.HTML(""), "status")
         self.w_legend = cls(W.HTML(""), "legend")
+        self.w_breakdown = cls(W.HTML(""), "breakdown")  # per-exchange table ("all exchanges" only)
         self.w_export_csv.on_click(lambda _b: self._guarded(self.export, "csv"))
         self.w_export_parquet.on_click(lambda _b: self._guarded(self.export, "parquet"))
         self.w_export_html.on_click(lambda _b: self._guarded(self.export, "html"))
@@ -225,14 +230,15 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
         from liqlab.apps.plotly_view import PlotlyView
 
         names = ["time_anchor", "heatmap", "price_candles", "price_line", "realized_long", "predicted_long", "realized_short",
-                 "predicted_short", "map_long", "map_short", "cum_long", "cum_short", "map_labels"]
+                 "predicted_short", "map_long", "map_short", "cum_long", "cum_short", "map_labels",
+                 *venue_trace_names()]
         traces = plotting.make_traces(parts["traces"] if parts else {n: {} for n in names})
         for t in traces:
             if t.meta.startswith("map_"):
                 t.update(xaxis="x2", yaxis="y")
             elif t.meta.startswith("cum_"):
                 t.update(xaxis="x3", yaxis="y", mode="lines")
-            elif t.meta.startswith(("realized_", "predicted_")):
+            elif t.meta.startswith(("realized_", "predicted_", "venue_")):
                 t.update(xaxis="x", yaxis="y2")
         split = 0.74 if self.view == "explorer" else 0.42
         fig = go.Figure(data=traces, layout=plotting.heatmap_layout(self.height))
@@ -280,10 +286,10 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
         if self.view == "map":
             controls = [data_row, W.HBox([self.w_preset, self.w_mmr, self.w_bin, self.w_side, self.w_price],
                                          layout=W.Layout(flex_flow="row wrap"))]
-            body = [*controls, time_row, self.status, self.w_legend, self.figure, export_row]
+            body = [*controls, time_row, self.status, self.w_legend, self.figure, self.w_breakdown, export_row]
         else:
-            body = [data_row, range_row, model_row, tiers_box, self.status, self.w_legend, self.figure, time_row,
-                    export_row]
+            body = [data_row, range_row, model_row, tiers_box, self.status, self.w_legend, self.figure,
+                    self.w_breakdown, time_row, export_row]
         box = W.VBox(body, layout=W.Layout(width="100%"))
         box.add_class("liqlab-dashboard")
         return box
@@ -395,7 +401,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
 
         t0 = time.perf_counter()
         inp = self.read_inputs()
-        loaded = self._load(inp)
+        loaded = self._current_load = self._load(inp)
         market = self._windowed_market(loaded, inp)
         if len(market) > MAX_CANDLES:
             raise InputError(f"{len(market):,} candles is more than {MAX_CANDLES:,}; "
@@ -422,6 +428,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
         else:
             self.figure.apply(parts, self._parts)
         self.w_legend.value = plotting.colour_legend_html(parts["legend"])
+        self.w_breakdown.value = breakdown_table_html(loaded, market)
         self._parts = parts
         self.loaded, self.market, self.result, self.snapshot, self.inputs = loaded, market, result, snapshot, inp
         self._sync_time_slider(len(market), pos)
@@ -429,13 +436,22 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
         self.updates += 1
         notes = [loaded.note] if loaded.note else []
         notes += list(result.notes)
+        notes += coverage_notes(loaded, market) + window_notes(inp, loaded, market)
         self._set_status("; ".join(n for n in notes if n), error=bool(loaded.note and loaded.source == "sample"
                                                                        and inp.exchange != "sample"))
         return True
 
     def _explorer_parts(self, result, market, snapshot, inp: Inputs) -> dict:
-        return plotting.explorer_parts(result, market, snapshot, side=inp.side, price_style=inp.price_style,
-                                       colorbar=False)
+        parts = plotting.explorer_parts(result, market, snapshot, side=inp.side, price_style=inp.price_style,
+                                        colorbar=False)
+        return with_venue_bars(parts, self._loaded_for(market), market)
+
+    def _loaded_for(self, market: Market) -> Loaded | None:
+        """The load ``market`` was cut from, when it carries a per-exchange breakdown."""
+        for ld in (self._current_load, self.loaded):
+            if ld is not None and ld.market.breakdown is not None and ld.market.breakdown is market.breakdown:
+                return ld
+        return None
 
     def _snapshot_position(self, result, market: Market) -> int:
         """Keep the map time where the user put it when still inside the window, else the last candle."""
@@ -490,9 +506,9 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
                 f"{m.end:%Y-%m-%d %H:%M} UTC · {len(m):,} candles · loaded {ld.loaded_at:%Y-%m-%d %H:%M:%S} UTC")
 
     def _set_status(self, message: str, *, error: bool = False) -> None:
-        message = visitor_text(message)  # the page is shared: no server paths, one bounded line
         import html
 
+        message = visitor_text(message)  # the page is shared: no server paths, one bounded line
         self.message = message
         self.error = error
         src = html.escape(self.source_text())

@@ -46,7 +46,7 @@ class Exporter:
                 frame.to_csv(path)
             else:
                 frame.to_parquet(path)
-        self._set_status(f"exported {path.name} to the export folder")
+        self._set_status(f"exported to {path}")  # shown as the file's name only (visitor_text)
         return path
 
     def data_frame(self) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from liqlab.viz import plotting
 if TYPE_CHECKING:
     from liqlab.core.leverage import LeverageMix
 
-EXCHANGES = ("sample", "binanceusdm", "bybit", "okx")
+EXCHANGES = ("sample", "binanceusdm", "bybit", "okx", "all exchanges")
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h")
 WINDOWS = {"12h": "12h", "1d": "1D", "3d": "3D", "7d": "7D", "30d": "30D", "90d": "90D", "1y": "365D"}
 CUSTOM = "custom"
@@ -96,9 +96,14 @@ def default_loader(exchange: str, symbol: str, timeframe: str, since: pd.Timesta
 
     ``exchange="sample"`` reads the bundled sample (the whole series: the window is cut later).
     Otherwise the local store is read (and, with ``online``, the exchange asked for what the
-    store lacks) through :func:`liqlab.sources.loader.load_market`.
+    store lacks) through :func:`liqlab.sources.loader.load_market`. ``exchange="all exchanges"``
+    sums the venues stored for the symbol (:func:`liqlab.apps.multi_view.load_all_exchanges`).
     """
     now = pd.Timestamp.now(tz="UTC")
+    if exchange == "all exchanges":
+        from liqlab.apps.multi_view import load_all_exchanges
+
+        return load_all_exchanges(symbol, timeframe, since, until)
     if exchange == "sample":
         from liqlab.sim.datasets import load_sample
 
@@ -228,7 +233,8 @@ class InputReader:
 
     # -------------------------------------------------------------------------- compute
     def _load(self, inp: Inputs) -> Loaded:
-        key = inp.data_key + ((inp.start, inp.end) if inp.exchange != "sample" else ())
+        # a preset's load reaches back the preset's length: a longer preset must not reuse a shorter one's
+        key = inp.data_key + ((inp.window, inp.start, inp.end) if inp.exchange != "sample" else ())
         if key in self._cache:
             return self._cache[key]
         since = inp.start
@@ -241,7 +247,9 @@ class InputReader:
             if inp.exchange == "sample":
                 raise InputError(f"the bundled sample could not be read: {sentence(exc)}") from exc
             fallback = self._sample_fallback(inp.symbol)
-            fallback.note = f"{inp.exchange} {inp.symbol}: {sentence(exc)} Showing the bundled sample instead"
+            from liqlab.apps.multi_view import visitor_text  # no server paths in a visitor's status line
+
+            fallback.note = visitor_text(f"{inp.exchange} {inp.symbol}: {sentence(exc)} Showing the bundled sample instead")
             loaded = fallback
         if len(self._cache) > 8:
             self._cache.pop(next(iter(self._cache)))

@@ -20,21 +20,32 @@ MAX_TEXT = 200
 MAX_ITEMS = 64
 MAX_STATE_BYTES = 8_192
 #: Longest message shown to a visitor, in characters.
-MAX_MESSAGE = 300
+MAX_MESSAGE = 1_000
 
 # an absolute path (POSIX, home-relative or Windows drive), not a symbol such as BTC/USDT:USDT
 _PATH = re.compile(r"(?<![\w.:/\\-])(?:~|[A-Za-z]:)?[/\\](?:[^\s'\"`;,()<>\[\]]+)")
 
 
+def _path_for_visitor(m: re.Match) -> str:
+    """A file keeps its name only (``/srv/exports/btc.csv`` -> ``btc.csv``), a folder becomes
+    "the data folder"; a sentence's full stop stays outside the path."""
+    path = m.group(0)
+    tail = path[len(path.rstrip(".")):]
+    name = re.split(r"[/\\]", path.rstrip("."))[-1]
+    keep = name and re.search(r"\.[A-Za-z0-9]{1,8}$", name)
+    return (name if keep else "the data folder") + tail
+
+
 def visitor_text(message: str) -> str:
-    """``message`` as a visitor may see it: server paths replaced, one line, at most
+    """``message`` as a visitor may see it: server paths replaced (a file by its name, a folder by
+    "the data folder"), one line, at most
     :data:`MAX_MESSAGE` characters.
 
     Messages of the data layer name files and folders for the researcher at the server's terminal;
     a shared dashboard must not show them to whoever has the link.
     """
     text = " ".join(str(message).split())
-    text = _PATH.sub("(a folder on the app server)", text)
+    text = _PATH.sub(_path_for_visitor, text)
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 3] + "..."
     return text

@@ -84,7 +84,7 @@ def make_traces(traces: Mapping[str, dict]) -> list:
         props["meta"] = name  # the part name: the widgets look traces up by meta
         if name in ("time_anchor", "heatmap", "price_candles", "price_line", "snapshot_price", "map_labels"):
             props.setdefault("showlegend", False)
-        out.append(kinds[name](**props))
+        out.append(kinds.get(name, go.Scatter)(**props))
     return out
 
 
