@@ -12,9 +12,12 @@ import pytest
 from ipywidgets.widgets.widget import _remove_buffers
 from jupyter_client.session import json_packer
 
-from liqlab.apps.figure_widget import (BUNDLE_ENV, JsonOnly, bundle_file, bundle_route, figure_widget,
+from liqlab.apps.figure_widget import (BUNDLE_ENV, EAGER_TRACES, REGISTER_DEFERRED, JsonOnly, bundle_file,
+                                  figure_widget,
                                   figure_widget_class, split_buffers, stub_esm, to_js)
-from liqlab.serve.served_bundle import EAGER_TRACES, REGISTER_DEFERRED
+
+
+ROUTE = "liqlab/static/plotly-widget-test.js"
 
 
 def test_without_the_server_route_widgets_use_plotlys_front_end(monkeypatch):
@@ -74,7 +77,7 @@ def test_split_buffers_sends_what_ipywidgets_would():
 def test_heatmap_widget_state_is_strict_json(monkeypatch, served):
     """NaN cells would make jupyter_client re-encode the message with a warning (``"nan"`` strings)."""
     if served:
-        monkeypatch.setenv(BUNDLE_ENV, bundle_route())
+        monkeypatch.setenv(BUNDLE_ENV, ROUTE)
     else:
         monkeypatch.delenv(BUNDLE_ENV, raising=False)
     z = np.array([[1.0, np.nan, 2.0] * 4, [np.nan, 5.0, 6.0] * 4])
@@ -97,12 +100,12 @@ def test_heatmap_widget_state_is_strict_json(monkeypatch, served):
 
 
 def test_served_widgets_ship_a_stub_that_imports_the_route(monkeypatch):
-    monkeypatch.setenv(BUNDLE_ENV, bundle_route())
+    monkeypatch.setenv(BUNDLE_ENV, ROUTE)
     cls = figure_widget_class()
     assert issubclass(cls, go.FigureWidget) and cls is not go.FigureWidget
     w = figure_widget(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
-    assert w._esm == stub_esm(bundle_route())
-    assert f'"{bundle_route()}"' in w._esm and "import(" in w._esm
+    assert w._esm == stub_esm(ROUTE)
+    assert f'"{ROUTE}"' in w._esm and "import(" in w._esm
     assert len(w._esm) < 5_000 < bundle_file().stat().st_size
     assert "_sendTraceDeltas" in w._esm  # views report a finished edit, not the full computed state
     # trace types the served bundle registers later are registered before a figure needs them
@@ -115,6 +118,6 @@ def test_served_widgets_ship_a_stub_that_imports_the_route(monkeypatch):
 def test_route_is_versioned_and_relative():
     import plotly
 
-    route = bundle_route()
+    route = ROUTE
     assert not route.startswith("/") and f"-{plotly.__version__}-" in route and route.endswith(".js")
     assert stub_esm("/" + route) == stub_esm(route)

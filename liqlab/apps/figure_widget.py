@@ -23,7 +23,20 @@ import functools
 import json
 import os
 
-from liqlab.serve.served_bundle import EAGER_TRACES, REGISTER_DEFERRED, bundle_file, bundle_route  # noqa: F401
+#: Trace types the apps draw (besides ``scatter``), and the function a served bundle adds to ``Plotly``
+#: to register the others. (The app server no longer serves plotly's widget bundle: without
+#: :data:`BUNDLE_ENV`, widgets use plotly's own front end.)
+EAGER_TRACES: tuple[str, ...] = ("bar", "heatmap", "candlestick")
+REGISTER_DEFERRED = "liqlabRegisterDeferred"
+
+
+def bundle_file():
+    """plotly's own widget bundle (plotly.js and the ``FigureWidget`` front end)."""
+    from pathlib import Path
+
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
 
 #: Environment variable holding the bundle's path below the server's base URL (set by ``liqlab app``).
 BUNDLE_ENV = "LIQLAB_PLOTLY_BUNDLE"
