@@ -13,7 +13,9 @@ visitors arrive at once, each in its own browser context (nothing cached):
 
 It prints one JSON line: viewers, failed (renders that never came, or a busy page), p50/p95 of the
 first renders and of the changes (seconds), the most memory the server and its kernels held (RSS,
-MB) and what they held at the end, the kernels left after the viewers left, and the run's settings.
+MB) and what they held at the end, the kernels left after the viewers left, the CPU-seconds the
+server with its kernels and the browsers used during the visits (the viewers' browsers share this
+machine's CPUs with the server), and the run's settings.
 Everything is bounded: at most 40 viewers, every wait has a deadline, the server is stopped at the end.
 
     PYTHONPATH=. .venv/bin/python benchmarks/load_dashboard.py --viewers 20 --pool 20
@@ -120,15 +122,36 @@ def rss_mb(pid: int) -> float:
 
 
 class Sampler(threading.Thread):
-    """Largest RSS of the server's process tree, sampled every half second."""
+    """Every half second: the largest RSS of the server's process tree, and the CPU time of each
+    process of the server's tree (server and kernels) and of this process's other children (the
+    browser), last seen alive (processes that end keep their last sample)."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.peak, self.stop = pid, 0.0, threading.Event()
+        self.cpu: dict[str, dict[int, float]] = {"server": {}, "browser": {}}
+
+    def sample(self) -> None:
+        import psutil
+
+        server = tree(self.pid)
+        ids = {p.pid for p in server}
+        browser = [p for p in psutil.Process().children(recursive=True) if p.pid not in ids]
+        for kind, procs in (("server", server), ("browser", browser)):
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                    self.cpu[kind][p.pid] = t.user + t.system
+                except psutil.Error:
+                    pass
+
+    def cpu_s(self, kind: str) -> float:
+        return sum(self.cpu[kind].values())
 
     def run(self):
         while not self.stop.wait(0.5):
             self.peak = max(self.peak, rss_mb(self.pid))
+            self.sample()
 
 
 def wait_settled(pid: int, log: Path, pool: int, deadline: float) -> None:
@@ -188,7 +211,12 @@ async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict) 
             await page.wait_for_function(RENDERED, timeout=timeout_s * 1000, polling="raf")
             out.setdefault("changes_s", []).append(time.monotonic() - t)
     except Exception as exc:  # a render or a change that never came
-        out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        try:
+            status = await page.inner_text(".liqlab-status", timeout=2000)
+            out["error"] += f" (status line: {status[:160]})"
+        except Exception:
+            pass
 
 
 async def run_viewers(base: str, n: int, changes: int, timeout_s: float, shots: Path | None) -> list[dict]:
@@ -262,11 +290,14 @@ def main(argv=None) -> int:
         wait_settled(proc.pid, log, pool, deadline)
         fill_s = time.monotonic() - t_fill
         idle_rss = rss_mb(proc.pid)
+        sampler.sample()
+        cpu0 = {k: sampler.cpu_s(k) for k in ("server", "browser")}
         sampler.start()
         shots = Path(args.screenshots) if args.screenshots else None
         t_run = time.monotonic()
         results = asyncio.run(run_viewers(base, args.viewers, args.changes, args.timeout, shots))
         run_s = time.monotonic() - t_run
+        cpu_used = {k: round(sampler.cpu_s(k) - cpu0[k], 1) for k in ("server", "browser")}
         # the viewers left: their kernels go (closed tabs at once, dropped ones when culled); the pool refills
         t_leave = time.monotonic()
         ids = [r["kernel_id"] for r in results if "kernel_id" in r]
@@ -291,7 +322,9 @@ def main(argv=None) -> int:
             "viewer_kernels_left": len(left), "viewers_gone_after_s": round(gone_s, 1),
             "kernels_after": kernels(proc.pid),
             "pool": pool, "max_kernels": cap, "cull_idle_s": args.cull_idle, "pool_fill_s": round(fill_s, 1),
-            "run_s": round(run_s, 1), "cpus": os.cpu_count(), "errors": errors[:5],
+            "run_s": round(run_s, 1), "cpus": os.cpu_count(),
+            "cpu_s_server_and_kernels": cpu_used["server"], "cpu_s_browsers": cpu_used["browser"],
+            "errors": errors[:5],
         }), flush=True)
         return 0 if not errors else 1
     finally:

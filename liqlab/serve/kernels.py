@@ -8,10 +8,12 @@ and adds its preheated pools on top):
   gets HTTP 503 at once (the template's ``503.html``: "busy, try again"), and no kernel is started.
   A pool refill that finds the server full is dropped: the next visitor it would have served gets
   the busy page, and pools are topped up at the next cull pass once kernels are free again.
-* **Refills one at a time, at a lower CPU priority.** A preheated kernel costs a few CPU-seconds (a
-  Python process importing the scientific stack, then the whole notebook). Replacements are started
-  one after the other (the next when the last one's notebook has finished running), and every kernel
-  runs at ``kernel_niceness`` above the server, so the server itself stays responsive under load.
+* **Refills one at a time, when the machine is quiet, at a lower CPU priority.** A preheated kernel
+  costs a few CPU-seconds (a Python process importing the scientific stack, then the whole notebook).
+  Replacements are started one after the other (the next when the last one's notebook has finished
+  running), each once at least half the CPUs are idle (or after ``refill_quiet_wait`` seconds), so
+  that visitors' pages and widget changes go first; every kernel runs at ``kernel_niceness`` above
+  the server, so the server itself stays responsive under load.
 * **Kernels a visitor left are culled promptly.** Idle culling (``cull_idle_timeout``) shuts kernels
   with no browser connected; a kernel a visitor has just taken from a pool may have been idle for
   long, so it is spared for ``cull_idle_timeout`` after it left the pool, giving the page time to
@@ -34,6 +36,16 @@ PREHEAT_ENV = "VOILA_PREHEAT"
 BUSY_MESSAGE = "every session of this app server is in use; try again in a minute"
 
 
+def cpu_idle_total() -> tuple[int, int] | None:
+    """(idle, total) CPU time since boot, all CPUs, from ``/proc/stat``; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+
 class LiqlabKernelManager(AsyncMappingKernelManager):
     """See the module notes."""
 
@@ -46,6 +58,10 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
     refill_settle = Float(
         1.5, config=True,
         help="Seconds a preheated kernel must stay idle (its notebook run) before the next refill starts.",
+    )
+    refill_quiet_wait = Float(
+        20.0, config=True,
+        help="Longest wait, before a pool refill starts, for at least half the CPUs to be idle (0: no wait).",
     )
     refill_timeout = Float(
         90.0, config=True, help="Longest wait for a preheated kernel's notebook run before the next refill starts.",
@@ -79,6 +95,7 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
         lock = self._liqlab_refill_lock
         await lock.acquire()
         try:
+            await self._wait_quiet()
             kid = await self._start_counted(kernel_id, path, **kwargs)
         except BaseException:
             lock.release()
@@ -112,6 +129,21 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
                                                          + self.kernel_niceness))
             except (OSError, AttributeError):  # gone already, or not a POSIX system
                 pass
+
+    async def _wait_quiet(self) -> None:
+        """Wait, up to :attr:`refill_quiet_wait` seconds, until at least half the CPUs were idle over
+        the last second: visitors' own work (their pages, their kernels' updates) goes first."""
+        deadline = time.monotonic() + self.refill_quiet_wait
+        before = cpu_idle_total()
+        while before is not None and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            after = cpu_idle_total()
+            if after is None:
+                return
+            idle, total = after[0] - before[0], after[1] - before[1]
+            if total <= 0 or idle / total >= 0.5:
+                return
+            before = after
 
     async def _wait_settled(self, kernel_id: str) -> None:
         """Wait until the kernel, once out of its ``starting`` state, has been idle for

@@ -40,10 +40,12 @@ UNUSED_LAB_EXTENSIONS = ("jupyterlab-plotly", "jupyterlab_pygments")
 
 #: Tornado settings for Voila (``Voila.tornado_settings``): permessage-deflate on the kernel websocket
 #: (level 1: most of the gain for little CPU), which carries the widget state and every figure update,
-#: and a bound on one incoming websocket message (a browser sends small widget messages).
+#: and a bound on one incoming websocket message. plotly's own figure view reports the browser's
+#: computed figure back after each update, whole arrays as JSON: several MB for the explorer, and a
+#: report cut off by the bound stalls that figure's later updates (tornado closes the connection).
 TORNADO_SETTINGS = {
     "websocket_compression_options": {"compression_level": 1},
-    "websocket_max_message_size": 2 * 1024 * 1024,
+    "websocket_max_message_size": 32 * 1024 * 1024,
 }
 
 #: Seconds Voila waits before replacing a preheated kernel a visitor took, so that the replacement
