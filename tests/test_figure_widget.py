@@ -115,9 +115,6 @@ def test_served_widgets_ship_a_stub_that_imports_the_route(monkeypatch):
     assert figure_widget_class() is cls  # one class per route
 
 
-def test_route_is_versioned_and_relative():
-    import plotly
-
+def test_stub_takes_the_route_relative_to_the_base_url():
     route = ROUTE
-    assert not route.startswith("/") and f"-{plotly.__version__}-" in route and route.endswith(".js")
     assert stub_esm("/" + route) == stub_esm(route)

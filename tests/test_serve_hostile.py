@@ -222,3 +222,21 @@ def test_beyond_the_cap_a_busy_page_and_no_new_kernel_then_room_again(tmp_path):
         assert poll(lambda: not any(kernel_alive(base, k) for k in kids), timeout=30), "kernels never culled"
         assert poll(lambda: not kernel_pids(base.pid), timeout=15)
         assert kernel_alive(base, kernel_of(base, MAP))
+
+
+def test_kernel_manager_refuses_a_kernel_beyond_the_cap_with_503():
+    import asyncio
+
+    from tornado import web
+
+    from liqlab.serve.kernels import LiqlabKernelManager
+
+    km = LiqlabKernelManager(max_kernels=2, refill_quiet_wait=0)
+    km.list_kernel_ids = lambda: ["a", "b"]  # two running
+    assert km.is_full()
+    for env in ({"VOILA_PREHEAT": "False"}, {"VOILA_PREHEAT": "True"}):  # a visitor's kernel, a pool refill
+        with pytest.raises(web.HTTPError) as busy:
+            asyncio.run(km.start_kernel(kernel_name="python3", env=env))
+        assert busy.value.status_code == 503
+    km.list_kernel_ids = lambda: ["a"]
+    assert not km.is_full() and km.kernels_in_use() == 1
