@@ -254,9 +254,13 @@ def main(argv=None) -> int:
                         help="the server's kernel cap (default: pool + viewers + 2)")
     parser.add_argument("--changes", type=int, default=2, help="widget changes per viewer (default 2)")
     parser.add_argument("--refill-delay", type=float, default=None, help="liqlab app --refill-delay (default: its own)")
+    parser.add_argument("--refill-quiet-wait", type=float, default=None,
+                        help="liqlab app --refill-quiet-wait (default: its own)")
     parser.add_argument("--cull-idle", type=int, default=30, help="liqlab app --cull-idle (default 30)")
     parser.add_argument("--leave-wait", type=float, default=None,
                         help="seconds to wait for the viewers' kernels to go (default: cull-idle + 20)")
+    parser.add_argument("--fill-timeout", type=float, default=900.0,
+                        help="longest wait for the pool to fill before the viewers come anyway (s, default 900)")
     parser.add_argument("--timeout", type=float, default=180.0, help="longest wait for one render or change (s)")
     parser.add_argument("--screenshots", default="/tmp/serve-shots", help="folder for a screenshot of the last viewer")
     args = parser.parse_args(argv)
@@ -273,13 +277,15 @@ def main(argv=None) -> int:
            "--cull-idle", str(args.cull_idle)]
     if args.refill_delay is not None:
         cmd += ["--refill-delay", str(args.refill_delay)]
+    if args.refill_quiet_wait is not None:
+        cmd += ["--refill-quiet-wait", str(args.refill_quiet_wait)]
     env = dict(os.environ, LIQLAB_EXPORT_DIR=f"/tmp/liqlab-load-{port}-exports")
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     sampler = Sampler(proc.pid)
     try:
-        deadline = time.monotonic() + 120 + 15 * pool
+        deadline = time.monotonic() + args.fill_timeout
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(base + "/", timeout=5)
@@ -289,6 +295,7 @@ def main(argv=None) -> int:
         t_fill = time.monotonic()
         wait_settled(proc.pid, log, pool, deadline)
         fill_s = time.monotonic() - t_fill
+        pool_ready = kernels(proc.pid)
         idle_rss = rss_mb(proc.pid)
         sampler.sample()
         cpu0 = {k: sampler.cpu_s(k) for k in ("server", "browser")}
@@ -321,7 +328,7 @@ def main(argv=None) -> int:
             "rss_after_mb": round(rss_mb(proc.pid)),
             "viewer_kernels_left": len(left), "viewers_gone_after_s": round(gone_s, 1),
             "kernels_after": kernels(proc.pid),
-            "pool": pool, "max_kernels": cap, "cull_idle_s": args.cull_idle, "pool_fill_s": round(fill_s, 1),
+            "pool": pool, "pool_ready_at_start": pool_ready, "max_kernels": cap, "cull_idle_s": args.cull_idle, "pool_fill_s": round(fill_s, 1),
             "run_s": round(run_s, 1), "cpus": os.cpu_count(),
             "cpu_s_server_and_kernels": cpu_used["server"], "cpu_s_browsers": cpu_used["browser"],
             "errors": errors[:5],

@@ -69,7 +69,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         url = write_run_folder(run_root, Path(args.plotly_bundle) if args.plotly_bundle else None)
         cmd = voila_command(folder, port=args.port, ip=args.ip, refill_delay=args.refill_delay,
                             cell_timeout=args.cell_timeout, cull_idle=args.cull_idle,
-                            max_kernels=args.max_kernels, token=args.token, config_dir=config)
+                            max_kernels=args.max_kernels, refill_quiet_wait=args.refill_quiet_wait,
+                            token=args.token, config_dir=config)
         env = dict(os.environ)
         # Voila looks for templates on the Jupyter data path: the run folder, then the packaged template
         env["JUPYTER_PATH"] = jupyter_path(run_root, env.get("JUPYTER_PATH"))
@@ -146,6 +147,8 @@ def register(subparsers) -> None:
                         "(default 12, about 400 MB each; 0: no cap)")
     p.add_argument("--refill-delay", type=_seconds, default=REFILL_DELAY_S,
                    help=f"seconds before a taken preheated kernel is replaced (default {REFILL_DELAY_S:g})")
+    p.add_argument("--refill-quiet-wait", type=_seconds, default=20.0,
+                   help="longest wait, before a refill starts, for a free CPU (default 20; 0: no wait)")
     p.add_argument("--cell-timeout", type=_whole(1), default=120, help="seconds per cell while rendering (default 120)")
     p.add_argument("--cull-idle", type=_whole(1), default=60,
                    help="shut a kernel no browser is connected to after this many idle seconds (default 60)")
