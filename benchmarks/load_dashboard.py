@@ -187,19 +187,17 @@ def pct(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, max(0, int(round(q * (len(values) - 1)))))], 2)
 
 
-async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict, shared=None) -> None:
-    context = shared or await browser.new_context(viewport={"width": 1400, "height": 1100})
+async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict) -> None:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1100})
     page = await context.new_page()
-    out["page"] = page
-    if shared is None:
-        out["context"] = context
+    out["page"], out["context"] = page, context
     t0 = time.monotonic()
     try:
         resp = await page.goto(f"{base}/voila/render/{APP}", timeout=timeout_s * 1000)
         if resp is None or resp.status != 200:
             out["error"] = f"HTTP {resp.status if resp else '?'}"
             return
-        await page.wait_for_function(RENDERED, timeout=timeout_s * 1000, polling="raf")
+        await page.wait_for_function(RENDERED, timeout=timeout_s * 1000, polling=100)
         out["first_render_s"] = time.monotonic() - t0
         out["kernel_id"] = await page.evaluate(
             "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
@@ -209,8 +207,8 @@ async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict, 
             t = time.monotonic()
             await action(page)
             await page.wait_for_function(f"prev => ({FINGERPRINT})() !== prev", arg=before,
-                                         timeout=timeout_s * 1000, polling="raf")
-            await page.wait_for_function(RENDERED, timeout=timeout_s * 1000, polling="raf")
+                                         timeout=timeout_s * 1000, polling=100)
+            await page.wait_for_function(RENDERED, timeout=timeout_s * 1000, polling=100)
             out.setdefault("changes_s", []).append(time.monotonic() - t)
     except Exception as exc:  # a render or a change that never came
         out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
@@ -221,20 +219,14 @@ async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict, 
             pass
 
 
-async def run_viewers(base: str, n: int, changes: int, timeout_s: float, shots: Path | None,
-                      one_context: bool = False) -> list[dict]:
+async def run_viewers(base: str, n: int, changes: int, timeout_s: float, shots: Path | None) -> list[dict]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         results = [{} for _ in range(n)]
-        shared = None
-        if one_context:  # tabs of one browser: Voila's static files cached once, as for returning visitors
-            shared = await browser.new_context(viewport={"width": 1400, "height": 1100})
-            warm = await shared.new_page()
-            await warm.goto(f"{base}/voila/static/", timeout=timeout_s * 1000)
-            await warm.close()
-        await asyncio.gather(*(viewer(browser, base, changes, timeout_s, r, shared) for r in results))
+        # one browser context per viewer: tabs of one context would share its six connections to the server
+        await asyncio.gather(*(viewer(browser, base, changes, timeout_s, r) for r in results))
         if shots is not None and results and "page" in results[-1]:
             shots.mkdir(parents=True, exist_ok=True)
             try:
@@ -250,8 +242,6 @@ async def run_viewers(base: str, n: int, changes: int, timeout_s: float, shots: 
                     await context.close()
             except Exception:
                 pass
-        if shared is not None:
-            await shared.close()
         await asyncio.sleep(1.0)  # let the last requests out before the browser goes
         await browser.close()
     return results
@@ -273,8 +263,6 @@ def main(argv=None) -> int:
     parser.add_argument("--fill-timeout", type=float, default=900.0,
                         help="longest wait for the pool to fill before the viewers come anyway (s, default 900)")
     parser.add_argument("--timeout", type=float, default=180.0, help="longest wait for one render or change (s)")
-    parser.add_argument("--one-context", action="store_true",
-                        help="all viewers as tabs of one browser context (shared HTTP cache) instead of one each")
     parser.add_argument("--screenshots", default="/tmp/serve-shots", help="folder for a screenshot of the last viewer")
     args = parser.parse_args(argv)
     if not 1 <= args.viewers <= MAX_VIEWERS:
@@ -315,7 +303,7 @@ def main(argv=None) -> int:
         sampler.start()
         shots = Path(args.screenshots) if args.screenshots else None
         t_run = time.monotonic()
-        results = asyncio.run(run_viewers(base, args.viewers, args.changes, args.timeout, shots, args.one_context))
+        results = asyncio.run(run_viewers(base, args.viewers, args.changes, args.timeout, shots))
         run_s = time.monotonic() - t_run
         cpu_used = {k: round(sampler.cpu_s(k) - cpu0[k], 1) for k in ("server", "browser")}
         # the viewers left: their kernels go (closed tabs at once, dropped ones when culled); the pool refills
@@ -342,7 +330,7 @@ def main(argv=None) -> int:
             "viewer_kernels_left": len(left), "viewers_gone_after_s": round(gone_s, 1),
             "kernels_after": kernels(proc.pid),
             "pool": pool, "pool_ready_at_start": pool_ready, "max_kernels": cap, "cull_idle_s": args.cull_idle, "pool_fill_s": round(fill_s, 1),
-            "run_s": round(run_s, 1), "cpus": os.cpu_count(), "one_context": args.one_context,
+            "run_s": round(run_s, 1), "cpus": os.cpu_count(),
             "load_avg_1m_after": round(os.getloadavg()[0], 2),
             "cpu_s_server_and_kernels": cpu_used["server"], "cpu_s_browsers": cpu_used["browser"],
             "errors": errors[:5],

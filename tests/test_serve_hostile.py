@@ -207,7 +207,8 @@ def test_closing_a_tab_frees_its_kernel_at_once(server):
 @pytest.mark.browser
 def test_beyond_the_cap_a_busy_page_and_no_new_kernel_then_room_again(tmp_path):
     """Two kernels at most, no pools: two page fetches take both; the third gets the busy page (503)
-    and starts nothing. The two kernels, never connected to, are culled soon, and pages open again."""
+    and starts nothing. The two kernels (one whose connection dropped, one never connected to) are
+    culled soon, and pages open again."""
     with serve_apps(tmp_path / "voila.log", tmp_path / "exports", "--pool-size", "0", "--max-kernels", "2",
                     "--cull-idle", "3") as base:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -218,7 +219,13 @@ def test_beyond_the_cap_a_busy_page_and_no_new_kernel_then_room_again(tmp_path):
         assert busy.value.code == 503
         assert "Busy, try again" in busy.value.read().decode()
         assert len(kernel_pids(base.pid)) == 2, "a kernel was started beyond the cap"
-        # fetched pages whose browser never connected: culled after the idle time, and room again
+        # one visitor connects and drops the connection (no tab-close request); the other never connected:
+        # both kernels are culled after the idle time, and there is room again
+        import websockets.sync.client as ws_client
+
+        with ws_client.connect(channels_url(base, kids[0]), subprotocols=[V1_PROTOCOL], open_timeout=10) as ws:
+            ws.send(frame("kernel_info_request", {}))
+            assert "kernel_info_reply" in replies(ws, "kernel_info_reply")
         assert poll(lambda: not any(kernel_alive(base, k) for k in kids), timeout=30), "kernels never culled"
         assert poll(lambda: not kernel_pids(base.pid), timeout=15)
         assert kernel_alive(base, kernel_of(base, MAP))
