@@ -210,7 +210,7 @@ def test_beyond_the_cap_a_busy_page_and_no_new_kernel_then_room_again(tmp_path):
     and starts nothing. The two kernels (one whose connection dropped, one never connected to) are
     culled soon, and pages open again."""
     with serve_apps(tmp_path / "voila.log", tmp_path / "exports", "--pool-size", "0", "--max-kernels", "2",
-                    "--cull-idle", "3") as base:
+                    "--cull-idle", "3", "--connect-timeout", "3") as base:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             kids = list(pool.map(lambda name: kernel_of(base, name), [MAP, MAP]))
         assert len(set(kids)) == 2 and len(kernel_pids(base.pid)) == 2

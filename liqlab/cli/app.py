@@ -70,6 +70,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         cmd = voila_command(folder, port=args.port, ip=args.ip, refill_delay=args.refill_delay,
                             cell_timeout=args.cell_timeout, cull_idle=args.cull_idle,
                             max_kernels=args.max_kernels, refill_quiet_wait=args.refill_quiet_wait,
+                            connect_timeout=args.connect_timeout,
                             token=args.token, config_dir=config)
         env = dict(os.environ)
         # Voila looks for templates on the Jupyter data path: the run folder, then the packaged template
@@ -152,6 +153,8 @@ def register(subparsers) -> None:
     p.add_argument("--cell-timeout", type=_whole(1), default=120, help="seconds per cell while rendering (default 120)")
     p.add_argument("--cull-idle", type=_whole(1), default=60,
                    help="shut a kernel no browser is connected to after this many idle seconds (default 60)")
+    p.add_argument("--connect-timeout", type=_seconds, default=120.0,
+                   help="seconds a kernel taken for a page waits for the page to connect (default 120)")
     p.add_argument("--token", default=None, help="require this Jupyter token in the URL (default: none)")
     p.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # another notebooks folder (tests)
     p.add_argument("--plotly-bundle", default=None, help=argparse.SUPPRESS)  # another plotly.js module (tests)

@@ -16,8 +16,8 @@ and adds its preheated pools on top):
   the server, so the server itself stays responsive under load.
 * **Kernels a visitor left are culled promptly.** Idle culling (``cull_idle_timeout``) shuts kernels
   with no browser connected; a kernel a visitor has just taken from a pool may have been idle for
-  long, so it is spared for ``cull_idle_timeout`` after it left the pool, giving the page time to
-  connect.
+  long, so it is spared after it left the pool: ``cull_idle_timeout``, or ``connect_timeout`` until
+  the page's browser first connects (a page loading on a busy machine, or fetched by a script).
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
         20.0, config=True,
         help="Longest wait, before a pool refill starts, for at least half the CPUs to be idle (0: no wait).",
     )
+    connect_timeout = Float(
+        120.0, config=True,
+        help="Seconds a kernel taken for a page is kept, idle, before the page's browser first connects to it.",
+    )
     refill_timeout = Float(
         90.0, config=True, help="Longest wait for a preheated kernel's notebook run before the next refill starts.",
     )
@@ -73,6 +77,7 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
         self._liqlab_refill_lock: asyncio.Lock | None = None
         self._liqlab_left_pool: dict[str, float] = {}
         self._liqlab_tasks: set[asyncio.Task] = set()
+        self._liqlab_connected: set[str] = set()
 
     # -- the cap -----------------------------------------------------------------------------
     def kernels_in_use(self) -> int:
@@ -179,10 +184,19 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
         cull pass after a visitor took it (or after it was started for one).
         """
         first = self._liqlab_left_pool.setdefault(kernel_id, time.monotonic())
-        if time.monotonic() - first < self.cull_idle_timeout:
+        grace = self.cull_idle_timeout
+        if kernel_id not in self._liqlab_connected:  # a page still loading, on a busy machine
+            grace = max(grace, self.connect_timeout)
+        if time.monotonic() - first < grace:
             return None
         return await super().cull_kernel_if_idle(kernel_id)
 
+    def notify_connect(self, kernel_id):
+        """Note that a browser connected to the kernel (then idle culling applies as it is)."""
+        self._liqlab_connected.add(kernel_id)
+        return super().notify_connect(kernel_id)
+
     async def shutdown_kernel(self, kernel_id, now=False, restart=False):
         self._liqlab_left_pool.pop(kernel_id, None)
+        self._liqlab_connected.discard(kernel_id)
         return await super().shutdown_kernel(kernel_id, now=now, restart=restart)

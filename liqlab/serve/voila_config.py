@@ -125,7 +125,7 @@ def cull_interval(cull_idle: int) -> int:
 
 def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", refill_delay: float = REFILL_DELAY_S,
                   cell_timeout: int = 120, cull_idle: int = 60, max_kernels: int = 12,
-                  refill_quiet_wait: float = 20.0,
+                  refill_quiet_wait: float = 20.0, connect_timeout: float = 120.0,
                   token: str | None = None, config_dir: Path | None = None,
                   template: str | None = TEMPLATE_NAME) -> list[str]:
     """The ``voila`` command line serving ``folder`` in tree mode with hardened settings.
@@ -146,6 +146,8 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", refill_dela
         Most kernels at once, preheated ones included; visitors beyond get a "busy" page (503).
     refill_quiet_wait
         Longest wait, before a pool refill starts, for half the CPUs to be idle.
+    connect_timeout
+        Seconds a kernel taken for a page waits, idle, for the page's browser to connect before it is culled.
     token
         Jupyter token required in the URL (None: no token).
     config_dir
@@ -167,6 +169,7 @@ def voila_command(folder: Path, *, port: int, ip: str = "127.0.0.1", refill_dela
         "--VoilaConfiguration.multi_kernel_manager_class=liqlab.serve.kernels.LiqlabKernelManager",
         f"--LiqlabKernelManager.max_kernels={int(max_kernels)}",
         f"--LiqlabKernelManager.refill_quiet_wait={float(refill_quiet_wait)}",
+        f"--LiqlabKernelManager.connect_timeout={float(connect_timeout)}",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
         f"--MappingKernelManager.cull_interval={cull_interval(int(cull_idle))}",
         # (Voila gives its kernel manager its own allow-list; the connection class enforces this one)
