@@ -104,7 +104,11 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     """Build the wheel, install it (without dependencies) into a fresh virtual environment that
     borrows this environment's third-party packages, and use it from another folder."""
     dist = tmp_path / "dist"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(ROOT)],
+    # a copy of the sources: a build folder left in the checkout must not leak old modules into the wheel
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "node_modules",
+                                                            "test-artifacts", "*.egg-info", "__pycache__"))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(src)],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(dist.glob("liqlab-*.whl"))

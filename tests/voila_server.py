@@ -23,6 +23,13 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stand_in_bundle(path: Path) -> Path:
+    """Write a small ES module in the place of the apps' plotly.js bundle (``export default`` the
+    page's ``Plotly``, if any) at ``path``; return ``path``."""
+    path.write_text("export default window.Plotly || {};\n")
+    return path
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -45,9 +52,30 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
 
 
+class BaseUrl(str):
+    """A server's base URL, with the process id of the ``liqlab app`` serving it (``.pid``)."""
+
+    pid: int
+
+
+def kernel_pids(server_pid: int) -> list[int]:
+    """Process ids of the kernels below the ``liqlab app`` process ``server_pid``."""
+    import psutil
+
+    out = []
+    for child in psutil.Process(server_pid).children(recursive=True):
+        try:
+            if "ipykernel_launcher" in " ".join(child.cmdline()):
+                out.append(child.pid)
+        except psutil.Error:
+            pass
+    return out
+
+
 @contextlib.contextmanager
-def serve_apps(log: Path, export_dir: Path, *extra: str) -> Iterator[str]:
-    """Run ``liqlab app`` on a free port; yield its base URL; stop its whole process group after.
+def serve_apps(log: Path, export_dir: Path, *extra: str) -> Iterator[BaseUrl]:
+    """Run ``liqlab app`` on a free port; yield its base URL (a :class:`BaseUrl`); stop its whole
+    process group after.
 
     Parameters
     ----------
@@ -63,7 +91,8 @@ def serve_apps(log: Path, export_dir: Path, *extra: str) -> Iterator[str]:
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "liqlab.cli", "app", "--port", str(port), *extra],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    base = BaseUrl(f"http://127.0.0.1:{port}")
+    base.pid = proc.pid
     try:
         wait_ready(base + "/", proc)
         yield base
