@@ -242,15 +242,7 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
                 t.update(xaxis="x", yaxis="y2")
         split = 0.74 if self.view == "explorer" else 0.42
         fig = go.Figure(data=traces, layout=plotting.heatmap_layout(self.height))
-        fig.update_layout(
-            xaxis=dict(domain=[0, split], anchor="y2", type="date", rangeslider=dict(visible=False), showgrid=False),
-            yaxis=dict(domain=[0.3, 1.0], showgrid=False, tickformat=",.6~r"),
-            yaxis2=dict(domain=[0.0, 0.25], anchor="x", tickformat="$.2s", zeroline=True, zerolinecolor="#666"),
-            xaxis2=dict(domain=[split + 0.03, 1.0], anchor="y", tickformat="$.2s", showgrid=False,
-                        title=dict(text="liquidation map: per level (USD)", font=dict(size=11))),
-            xaxis3=dict(overlaying="x2", side="top", anchor="y", tickformat="$.2s", showgrid=False,
-                        tickfont=dict(size=9)),
-        )
+        fig.update_layout(plotting.explorer_axes(split, map_title="liquidation map: per level (USD)"))
         if parts:
             plotting.apply_layout(fig, parts["layout"])
         return PlotlyView(fig)

@@ -16,6 +16,25 @@ if TYPE_CHECKING:  # plotly and the engine are imported lazily: ``import liqlab`
     from liqlab.core.market import Market  # noqa: F401
 
 
+def explorer_axes(split: float, *, price_title: str | None = None,
+                  map_title: str = "per level (USD)") -> dict:
+    """The explorer's axes: heatmap and price on ``x``/``y`` left of ``split`` (a share of the width),
+    realized bars on ``y2`` below them, the snapshot map on ``x2`` (per level) and ``x3`` (cumulative)
+    to the right, sharing the price axis."""
+    price = dict(domain=[0.3, 1.0], showgrid=False, tickformat=",.6~r")
+    if price_title:
+        price["title"] = dict(text=price_title)
+    return dict(
+        xaxis=dict(domain=[0, split], anchor="y2", type="date", rangeslider=dict(visible=False), showgrid=False),
+        yaxis=price,
+        yaxis2=dict(domain=[0.0, 0.25], anchor="x", tickformat="$.2s", zeroline=True, zerolinecolor="#666"),
+        xaxis2=dict(domain=[split + 0.03, 1.0], anchor="y", tickformat="$.2s", showgrid=False,
+                    title=dict(text=map_title, font=dict(size=11))),
+        xaxis3=dict(overlaying="x2", side="top", anchor="y", tickformat="$.2s", showgrid=False,
+                    showticklabels=True, tickfont=dict(size=9)),
+    )
+
+
 def explorer_figure(
     result: "HeatmapResult",
     market: "Market",
@@ -43,17 +62,8 @@ def explorer_figure(
 
     parts = explorer_parts(result, market, snapshot, side=side, price_style=price_style, margin=margin)
     fig = go.Figure(data=make_traces(parts["traces"]), layout=heatmap_layout(height))
-    fig.update_layout(
-        xaxis=dict(domain=[0, 0.74], anchor="y2", type="date", rangeslider=dict(visible=False), showgrid=False),
-        yaxis=dict(domain=[0.3, 1.0], title=dict(text=f"price ({quote_currency(market)})"), showgrid=False,
-                   tickformat=",.6~r"),
-        yaxis2=dict(domain=[0.0, 0.25], anchor="x", tickformat="$.2s", zeroline=True, zerolinecolor="#666"),
-        xaxis2=dict(domain=[0.77, 1.0], anchor="y", tickformat="$.2s", showgrid=False,
-                    title=dict(text="per level (USD)", font=dict(size=11))),
-        xaxis3=dict(overlaying="x2", side="top", anchor="y", tickformat="$.2s", showgrid=False,
-                    showticklabels=True, tickfont=dict(size=9)),
-        yaxis3=dict(matches="y", overlaying="y", visible=False),
-    )
+    fig.update_layout(explorer_axes(0.74, price_title=f"price ({quote_currency(market)})"))
+    fig.update_layout(yaxis3=dict(matches="y", overlaying="y", visible=False))
     apply_layout(fig, parts["layout"])
     allow_tick_label_overflow(fig)
     return fig

@@ -34,6 +34,7 @@ The figures live in :mod:`liqlab.viz.heatmap`, :mod:`liqlab.viz.liqmap`,
 from __future__ import annotations
 
 from liqlab.viz.explorer import (  # noqa: F401
+    explorer_axes,
     explorer_figure,
     explorer_parts,
 )
