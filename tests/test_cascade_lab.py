@@ -108,9 +108,7 @@ def test_cascade_parts_reveal_rounds_and_keep_axes():
 
 
 def test_values_refused_by_widget_traits_are_reported_not_raised(lab):
-    msg = {"content": {"comm_id": lab.w_depth.model_id,
-                       "data": {"method": "update", "state": {"value": "deep"}, "buffer_paths": []}}, "buffers": []}
     before = lab.w_depth.value
-    lab.w_depth._handle_msg(msg)
+    lab.w_depth.set_state({"value": "deep"})  # what a visitor's update message becomes in the kernel
     assert lab.w_depth.value == before
     assert "refused" in lab.status.value

@@ -276,12 +276,6 @@ def test_resample_market_sums_liquidations():
         resample_market(h, "5m")
 
 
-def _page_message(widget, state: dict) -> dict:
-    """A comm message as the browser sends it when a visitor changes ``widget``."""
-    data = {"method": "update", "state": state, "buffer_paths": []}
-    return {"content": {"comm_id": widget.model_id, "data": data}, "buffers": []}
-
-
 @pytest.mark.parametrize("widget_name, state", [
     ("w_timeframe", {"index": 99}), ("w_size", {"value": "lots"}), ("w_turnover", {"value": [1, 2]}),
     ("w_same", {"value": "yes"}),
@@ -291,7 +285,7 @@ def test_values_refused_by_widget_traits_are_reported_not_raised(dash, widget_na
     widget = getattr(dash, widget_name)
     before = widget.get_state()
     z = _z(dash)
-    widget._handle_msg(_page_message(widget, state))  # the path a visitor's websocket message takes
+    widget.set_state(state)  # what a visitor's update message becomes in the kernel (ipywidgets' comm handler)
     assert dash.error and "refused" in dash.message, dash.message
     assert "Traceback" not in dash.status.value
     assert {k: widget.get_state()[k] for k in state} == {k: before[k] for k in state}
