@@ -33,3 +33,27 @@ def liqlab_file() -> str:
     import liqlab
 
     return liqlab.__file__
+
+
+def kernel_loads() -> dict[str, tuple[int, int, int]]:
+    """Per numba kernel of the engine in this process: (signatures, loaded from the disk cache, compiled)."""
+    from liqlab.core import kernels
+
+    out = {}
+    for name, obj in vars(kernels).items():
+        stats = getattr(obj, "stats", None)
+        if stats is not None and hasattr(obj, "signatures"):
+            out[name] = (len(obj.signatures), sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+    return out
+
+
+def worker_environ(name: str) -> str | None:
+    """An environment variable of this (worker) process."""
+    return os.environ.get(name)
+
+
+def dask_setting(key: str):
+    """A Dask configuration value as this (worker) process sees it."""
+    import dask
+
+    return dask.config.get(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,9 @@ from hypothesis import strategies as st
 from liqlab.core.engine import LiquidationMap, ModelParams, predict_liquidations
 from liqlab.core.settings import SettingsError, expand_grid, params_from_settings, read_grid, read_settings
 from liqlab.scan import (DaskExecutor, ProcessExecutor, SampleSource, ScanError, SerialExecutor, calibrate,
-                         magnet_zones, param_sets, parse_window, scan, universe)
+                         make_executor, magnet_zones, param_sets, parse_window, scan, universe)
 from liqlab.scan.tasks import band_sums, cluster_fields
-from tests.scan_helpers import CrashOnce, liqlab_file
+from tests.scan_helpers import CrashOnce, dask_setting, kernel_loads, liqlab_file, worker_environ
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = ["BTCUSDT", "SYN001", "NOPE", "SYN002"]
@@ -197,8 +198,15 @@ def test_calibration_picks_what_fit_model_picks():
 @pytest.fixture(scope="module")
 def dask_client():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=50)
+    import dask
+
+    from liqlab.scan.executors import LOCAL_WORKER_CONFIG
+
+    # the settings liqlab's own local clusters use: Dask's defaults would also leave
+    # MALLOC_TRIM_THRESHOLD_ in this process's environment, for every later cluster to inherit
+    with dask.config.set(LOCAL_WORKER_CONFIG):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                           dashboard_address=None, silence_logs=50)
     client = distributed.Client(cluster)
     try:
         yield client
@@ -224,6 +232,37 @@ def test_killed_dask_worker_does_not_lose_the_scan(dask_client, tmp_path):
     assert (tmp_path / "crashed").exists()
     assert (t["error"] == "").all()
     assert t["predicted_long_usd"].iloc[0] == t["predicted_long_usd"].iloc[1]
+
+
+def test_numba_kernels_are_loaded_once_per_dask_worker(dask_client):
+    if os.environ.get("LIQLAB_DISABLE_NUMBA"):
+        pytest.skip("numba is disabled (LIQLAB_DISABLE_NUMBA)")
+    executor = DaskExecutor(client=dask_client)
+    scan(["SYN001", "SYN002", "SOLUSDT"], "1d", executor=executor)
+    first = dask_client.run(kernel_loads)
+    scan(["SYN002", "SYN003", "BTCUSDT"], "1d", executor=executor)
+    assert dask_client.run(kernel_loads) == first  # nothing compiled or loaded again
+    for loads in first.values():
+        sigs, from_cache, compiled = loads["run_engine"]
+        assert sigs >= 1 and from_cache + compiled == sigs  # each signature came once, from disk or a compile
+
+
+@pytest.mark.parametrize("name", ["serial", "processes", "dask"])
+def test_a_task_that_raises_comes_back_in_its_place(name, dask_client):
+    executor = DaskExecutor(client=dask_client) if name == "dask" else make_executor(name, workers=2)
+    with executor:
+        out = executor.run(math.sqrt, [4.0, -1.0, 9.0])
+    assert out[0] == 2.0 and out[2] == 3.0
+    assert isinstance(out[1], ValueError) and "math domain error" in str(out[1])
+
+
+def test_the_local_cluster_workers_keep_glibc_malloc_defaults():
+    pytest.importorskip("distributed")
+    with DaskExecutor(workers=1) as executor:
+        assert executor.workers == 1
+        env = executor.client.run(worker_environ, "MALLOC_TRIM_THRESHOLD_")
+        profiling = executor.client.run(dask_setting, "distributed.worker.profile.enabled")
+    assert list(env.values()) == [None] and list(profiling.values()) == [False]
 
 
 # -- command line ---------------------------------------------------------------------------------
