@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from liqlab.core.engine import LiquidationMap, ModelParams, predict_liquidations
 from liqlab.core.settings import SettingsError, expand_grid, params_from_settings, read_grid, read_settings
-from liqlab.scan import (DaskExecutor, ProcessExecutor, SampleSource, ScanError, SerialExecutor, calibrate,
+from liqlab.scan import (DaskExecutor, ProcessExecutor, SampleSource, ScanError, SerialExecutor, StoreSource, calibrate,
                          make_executor, magnet_zones, param_sets, parse_window, scan, universe)
 from liqlab.scan.tasks import band_sums, cluster_fields
 from tests.scan_helpers import CrashOnce, dask_setting, kernel_loads, liqlab_file, worker_environ
@@ -245,6 +245,27 @@ def test_numba_kernels_are_loaded_once_per_dask_worker(dask_client):
     for loads in first.values():
         sigs, from_cache, compiled = loads["run_engine"]
         assert sigs >= 1 and from_cache + compiled == sigs  # each signature came once, from disk or a compile
+
+
+def test_a_scan_of_the_local_store_equals_serial_on_a_scheduler_address(tmp_path, dask_client):
+    from tests.multi_store import SYM, fill_store
+
+    t0 = pd.Timestamp("2025-03-01", tz="UTC")
+    fill_store(tmp_path, t0, 288)  # one day of 5-minute candles, OI, realized long 1000 and short 300
+    source = StoreSource("binanceusdm", root=str(tmp_path), until=str(t0 + pd.Timedelta(minutes=5 * 287)))
+    assert source.symbols("5m") == [SYM]
+    serial = scan([SYM, "ETH/USDT:USDT"], "1d", source=source, executor="serial")
+    row = serial.iloc[0]
+    assert (row["error"], row["candles"]) == ("", 288)
+    assert (row["realized_long_usd"], row["realized_short_usd"]) == (1000.0, 300.0)
+    assert row["time"] == t0 + pd.Timedelta(minutes=5 * 287)
+    assert serial["error"].iloc[1].startswith(
+        "NoStoredDataError: binanceusdm ETH/USDT:USDT: the exchange could not be used (offline")
+    dask_client.wait_for_workers(2, timeout=60)  # a worker killed by an earlier test comes back
+    with DaskExecutor(dask_client.scheduler.address) as remote:  # as a scan on any deployment connects
+        assert remote.workers == 2
+        table = scan([SYM, "ETH/USDT:USDT"], "1d", source=source, executor=remote)
+    pd.testing.assert_frame_equal(table, serial, check_exact=True)
 
 
 @pytest.mark.parametrize("name", ["serial", "processes", "dask"])
