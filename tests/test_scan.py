@@ -277,13 +277,32 @@ def test_a_task_that_raises_comes_back_in_its_place(name, dask_client):
     assert isinstance(out[1], ValueError) and "math domain error" in str(out[1])
 
 
-def test_the_local_cluster_workers_keep_glibc_malloc_defaults():
+def test_the_local_cluster_keeps_glibc_malloc_defaults_and_serves_its_dashboard():
+    import urllib.request
+
     pytest.importorskip("distributed")
     with DaskExecutor(workers=1) as executor:
         assert executor.workers == 1
         env = executor.client.run(worker_environ, "MALLOC_TRIM_THRESHOLD_")
         profiling = executor.client.run(dask_setting, "distributed.worker.profile.enabled")
+        link = executor.dashboard_link
+        assert link.startswith("http://127.0.0.1:") and link.endswith("/status")
+        with urllib.request.urlopen(link, timeout=30) as page:
+            assert page.status == 200 and b"Dask" in page.read()
     assert list(env.values()) == [None] and list(profiling.values()) == [False]
+
+
+def test_cli_scan_on_dask_prints_the_dashboard_and_writes_the_serial_table(tmp_path, capsys):
+    from liqlab.cli import main
+
+    out = tmp_path / "scan.csv"
+    args = ["scan", "--symbols", "SYN001,SOLUSDT", "--window", "1d"]
+    assert main([*args, "--executor", "dask", "--workers", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "on dask, 1 worker(s)" in err and "Dask dashboard: http://127.0.0.1:" in err
+    assert "install bokeh" not in err
+    assert main([*args, "--executor", "serial", "--out", str(tmp_path / "serial.csv")]) == 0
+    assert out.read_bytes() == (tmp_path / "serial.csv").read_bytes()
 
 
 # -- command line ---------------------------------------------------------------------------------
