@@ -2,12 +2,13 @@
 
 Starts ``liqlab app`` on 127.0.0.1 (the explorer's pool preheated with ``--pool`` kernels, the other
 apps with none), waits until the pool is filled and the machine has settled, then lets ``--viewers``
-visitors arrive at once, each in its own browser context (nothing cached):
+visitors arrive, each in its own browser context (nothing cached): all at once, or evenly spread over
+``--arrive-over`` seconds, as a team opening a shared link does:
 
 * **first render**: page request until the heatmap image is drawn;
 * **changes**: each viewer then changes the leverage preset and the window (``--changes`` times in
   all), timing each from the input to the live figure holding the new heatmap, all viewers working
-  at the same time;
+  at the same time, each waiting ``--think`` seconds before each change (0: back to back);
 * then every viewer closes its tab, and the benchmark counts the kernels left (beyond the preheated
   pool) until ``--leave-wait`` seconds have passed.
 
@@ -39,6 +40,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol_viewer.py beside this file
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -187,7 +189,9 @@ def pct(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, max(0, int(round(q * (len(values) - 1)))))], 2)
 
 
-async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict) -> None:
+async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict, *, delay: float = 0.0,
+                 think: float = 0.0) -> None:
+    await asyncio.sleep(delay)  # this viewer's arrival
     context = await browser.new_context(viewport={"width": 1400, "height": 1100})
     page = await context.new_page()
     out["page"], out["context"] = page, context
@@ -202,6 +206,7 @@ async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict) 
         out["kernel_id"] = await page.evaluate(
             "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
         for i in range(changes):
+            await asyncio.sleep(think)  # a person reads the figure before the next change
             what, action = CHANGES[i % len(CHANGES)]
             before = await page.evaluate(FINGERPRINT)
             t = time.monotonic()
@@ -219,14 +224,17 @@ async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict) 
             pass
 
 
-async def run_viewers(base: str, n: int, changes: int, timeout_s: float, shots: Path | None) -> list[dict]:
+async def run_viewers(base: str, n: int, changes: int, timeout_s: float, shots: Path | None,
+                      arrive_over: float = 0.0, think: float = 0.0) -> list[dict]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         results = [{} for _ in range(n)]
         # one browser context per viewer: tabs of one context would share its six connections to the server
-        await asyncio.gather(*(viewer(browser, base, changes, timeout_s, r) for r in results))
+        # arrivals evenly spread over arrive_over seconds (0: all at once)
+        await asyncio.gather(*(viewer(browser, base, changes, timeout_s, r, delay=arrive_over * i / n, think=think)
+                               for i, r in enumerate(results)))
         if shots is not None and results and "page" in results[-1]:
             shots.mkdir(parents=True, exist_ok=True)
             try:
@@ -247,6 +255,16 @@ async def run_viewers(base: str, n: int, changes: int, timeout_s: float, shots: 
     return results
 
 
+async def run_protocol_viewers(base: str, n: int, changes: int, timeout_s: float, arrive_over: float = 0.0,
+                               think: float = 0.0) -> list[dict]:
+    from protocol_viewer import protocol_viewer
+
+    results = [{} for _ in range(n)]
+    await asyncio.gather(*(protocol_viewer(base, APP, changes, timeout_s, r, delay=arrive_over * i / n, think=think)
+                           for i, r in enumerate(results)))
+    return results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--viewers", type=int, default=5, help=f"concurrent viewers (1..{MAX_VIEWERS}, default 5)")
@@ -254,6 +272,13 @@ def main(argv=None) -> int:
     parser.add_argument("--max-kernels", type=int, default=None,
                         help="the server's kernel cap (default: pool + viewers + 2)")
     parser.add_argument("--changes", type=int, default=2, help="widget changes per viewer (default 2)")
+    parser.add_argument("--arrive-over", type=float, default=0.0,
+                        help="spread the viewers' arrivals evenly over this many seconds (default 0: all at once)")
+    parser.add_argument("--client", choices=("browser", "protocol"), default="browser",
+                        help="viewers as headless Chromium tabs (default), or as scripted clients that speak the "
+                             "page's protocol without drawing (protocol_viewer.py): the server and kernels alone")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds each viewer looks at the figure before each change (default 0)")
     parser.add_argument("--refill-delay", type=float, default=None, help="liqlab app --refill-delay (default: its own)")
     parser.add_argument("--refill-quiet-wait", type=float, default=None,
                         help="liqlab app --refill-quiet-wait (default: its own)")
@@ -303,7 +328,14 @@ def main(argv=None) -> int:
         sampler.start()
         shots = Path(args.screenshots) if args.screenshots else None
         t_run = time.monotonic()
-        results = asyncio.run(run_viewers(base, args.viewers, args.changes, args.timeout, shots))
+        client_cpu0 = time.process_time()
+        if args.client == "protocol":
+            results = asyncio.run(run_protocol_viewers(base, args.viewers, args.changes, args.timeout,
+                                                       args.arrive_over, args.think))
+        else:
+            results = asyncio.run(run_viewers(base, args.viewers, args.changes, args.timeout, shots,
+                                              args.arrive_over, args.think))
+        client_cpu = round(time.process_time() - client_cpu0, 1)
         run_s = time.monotonic() - t_run
         cpu_used = {k: round(sampler.cpu_s(k) - cpu0[k], 1) for k in ("server", "browser")}
         # the viewers left: their kernels go (closed tabs at once, dropped ones when culled); the pool refills
@@ -329,10 +361,12 @@ def main(argv=None) -> int:
             "rss_after_mb": round(rss_mb(proc.pid)),
             "viewer_kernels_left": len(left), "viewers_gone_after_s": round(gone_s, 1),
             "kernels_after": kernels(proc.pid),
+            "arrive_over_s": args.arrive_over, "think_s": args.think,
             "pool": pool, "pool_ready_at_start": pool_ready, "max_kernels": cap, "cull_idle_s": args.cull_idle, "pool_fill_s": round(fill_s, 1),
             "run_s": round(run_s, 1), "cpus": os.cpu_count(),
             "load_avg_1m_after": round(os.getloadavg()[0], 2),
-            "cpu_s_server_and_kernels": cpu_used["server"], "cpu_s_browsers": cpu_used["browser"],
+            "client": args.client, "cpu_s_server_and_kernels": cpu_used["server"],
+            "cpu_s_browsers": cpu_used["browser"], "cpu_s_this_script": client_cpu,
             "errors": errors[:5],
         }), flush=True)
         return 0 if not errors else 1

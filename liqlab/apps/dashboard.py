@@ -56,6 +56,10 @@ from liqlab.core.market import Market, MarketDataError
 from liqlab.viz import plotting
 
 
+#: Candles the engine runs on once when a kernel's first view came from another kernel (see ``_refresh``).
+WARM_UP_CANDLES = 288
+
+
 class Dashboard(GuardedComponent, InputReader, Exporter):
     """Widgets, one figure and a status line for exploring liquidation heatmaps.
 
@@ -412,6 +416,13 @@ class Dashboard(GuardedComponent, InputReader, Exporter):
             key = view_key("dashboard", self.view, inp, market.symbol, market.start, market.end, len(market),
                            sample_digest(market.symbol))
             (result, snapshot, parts), self.shared_view = shared_view(key, compute)
+            if self.shared_view:
+                # this kernel has not run the engine yet: do it now on a few candles, while it is
+                # preheated, so that the visitor's first change does not pay for loading numba
+                # and its compiled kernels (~1 s of CPU per visitor otherwise)
+                warm = market.tail(min(len(market), WARM_UP_CANDLES))
+                warm_res = compute_heatmap(warm, params)
+                self._explorer_parts(warm_res, warm, warm_res.snapshot(len(warm) - 1), inp)
         else:
             result, snapshot, parts = compute()
         pos = int(result.candle_position(snapshot.time))
