@@ -247,3 +247,29 @@ def test_kernel_manager_refuses_a_kernel_beyond_the_cap_with_503():
         assert busy.value.status_code == 503
     km.list_kernel_ids = lambda: ["a"]
     assert not km.is_full() and km.kernels_in_use() == 1
+
+
+def _protocol_viewer_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "protocol_viewer.py"
+    spec = importlib.util.spec_from_file_location("protocol_viewer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.browser
+def test_a_scripted_viewer_gets_the_figure_changes_it_and_frees_its_kernel(server):
+    """The load benchmark's scripted viewer speaks the page's protocol through liqlab's websocket
+    class: all widget states, two changes each answered by a figure update, shutdown on leaving."""
+    import asyncio
+
+    pytest.importorskip("aiohttp")
+    viewer = _protocol_viewer_module()
+    out: dict = {}
+    asyncio.run(viewer.protocol_viewer(server, EXPLORER, 2, 90.0, out))
+    assert "error" not in out, out
+    assert out["first_render_s"] > 0 and len(out["changes_s"]) == 2
+    assert out["shutdown_status"] == 204
+    assert poll(lambda: not kernel_alive(server, out["kernel_id"]), timeout=15), "the viewer's kernel still runs"

@@ -76,3 +76,25 @@ def test_a_second_cascade_lab_reads_the_first_ones_cascade(tmp_path, monkeypatch
     assert CascadeLab(n=2_001, phase_grid=(6, 5)).shared_view is False  # another lab, another view
     b.show_round(0)
     assert b.round == 0 and not b.error
+
+
+def test_a_kernel_given_a_shared_view_has_its_engine_loaded_before_the_first_change(tmp_path):
+    """A fresh process whose first view is read from the cache still runs the engine once (on a few
+    candles), so the visitor's first change does not wait for numba to load."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("anywidget")
+    if os.environ.get("LIQLAB_DISABLE_NUMBA"):
+        pytest.skip("numba is disabled (LIQLAB_DISABLE_NUMBA)")
+    code = ("import sys; from liqlab.apps.dashboard import Dashboard; from liqlab.core import kernels; "
+            "d = Dashboard('BTCUSDT', window='7d', debounce=0, export_dir=sys.argv[1]); "
+            "print(d.shared_view, len(kernels.run_engine.signatures))")
+    env = dict(os.environ, LIQLAB_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path / "x")], env=env, capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-2000:] + runs[1].stderr[-2000:]
+    first, second = (r.stdout.split() for r in runs)
+    assert first[0] == "False" and second[0] == "True"  # the second process read the first one's view
+    assert int(second[1]) >= 1  # and has the engine's compiled kernel loaded all the same
