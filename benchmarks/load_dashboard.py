@@ -182,6 +182,18 @@ def wait_settled(pid: int, log: Path, pool: int, deadline: float) -> None:
         quiet = quiet + 1 if used < 10 else 0
 
 
+def most_at_once(results: list[dict]) -> int:
+    """The most viewers present at one time (from arrival to their last change)."""
+    events = sorted([(r["arrived"], 1) for r in results if "arrived" in r]
+                    + [(r.get("left", float("inf")), -1) for r in results if "arrived" in r],
+                    key=lambda e: (e[0], e[1]))
+    now = best = 0
+    for _, step in events:
+        now += step
+        best = max(best, now)
+    return best
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -192,6 +204,7 @@ def pct(values: list[float], q: float) -> float | None:
 async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict, *, delay: float = 0.0,
                  think: float = 0.0) -> None:
     await asyncio.sleep(delay)  # this viewer's arrival
+    out["arrived"] = time.monotonic()
     context = await browser.new_context(viewport={"width": 1400, "height": 1100})
     page = await context.new_page()
     out["page"], out["context"] = page, context
@@ -215,6 +228,7 @@ async def viewer(browser, base: str, changes: int, timeout_s: float, out: dict, 
                                          timeout=timeout_s * 1000, polling=100)
             await page.wait_for_function(RENDERED, timeout=timeout_s * 1000, polling=100)
             out.setdefault("changes_s", []).append(time.monotonic() - t)
+        out["left"] = time.monotonic()
     except Exception as exc:  # a render or a change that never came
         out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
         try:
@@ -361,7 +375,7 @@ def main(argv=None) -> int:
             "rss_after_mb": round(rss_mb(proc.pid)),
             "viewer_kernels_left": len(left), "viewers_gone_after_s": round(gone_s, 1),
             "kernels_after": kernels(proc.pid),
-            "arrive_over_s": args.arrive_over, "think_s": args.think,
+            "arrive_over_s": args.arrive_over, "think_s": args.think, "most_viewers_at_once": most_at_once(results),
             "pool": pool, "pool_ready_at_start": pool_ready, "max_kernels": cap, "cull_idle_s": args.cull_idle, "pool_fill_s": round(fill_s, 1),
             "run_s": round(run_s, 1), "cpus": os.cpu_count(),
             "load_avg_1m_after": round(os.getloadavg()[0], 2),

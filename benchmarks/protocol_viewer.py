@@ -102,6 +102,7 @@ async def protocol_viewer(base: str, app: str, changes: int, timeout_s: float, o
     from yarl import URL
 
     await asyncio.sleep(delay)
+    out["arrived"] = time.monotonic()
     token = secrets.token_hex(16)
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
     jar.update_cookies({"_xsrf": token}, URL(base))
@@ -151,3 +152,4 @@ async def run_session(kernel: KernelChannel, changes: int, timeout_s: float, thi
             "method": "update", "state": {"index": index}, "buffer_paths": []}}, {"version": WIDGET_PROTOCOL})
         await kernel.wait(figure_update(figures[0]), timeout_s)
         out.setdefault("changes_s", []).append(time.monotonic() - t)
+    out["left"] = time.monotonic()

@@ -11,8 +11,9 @@ and adds its preheated pools on top):
 * **Refills one at a time, when the machine is quiet, at a lower CPU priority.** A preheated kernel
   costs a few CPU-seconds (a Python process importing the scientific stack, then the whole notebook).
   Replacements are started one after the other (the next when the last one's notebook has finished
-  running), each once at least half the CPUs are idle (or after ``refill_quiet_wait`` seconds), so
-  that visitors' pages and widget changes go first; every kernel runs at ``kernel_niceness`` above
+  running), each once at least half the CPUs are idle (or after ``refill_quiet_wait`` seconds;
+  ``refill_spare_wait`` while a spare preheated kernel remains, since no visitor waits for that
+  refill yet), so that visitors' pages and widget changes go first; every kernel runs at ``kernel_niceness`` above
   the server, so the server itself stays responsive under load.
 * **Kernels a visitor left are culled promptly.** Idle culling (``cull_idle_timeout``) shuts kernels
   with no browser connected; a kernel a visitor has just taken from a pool may have been idle for
@@ -63,6 +64,11 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
         20.0, config=True,
         help="Longest wait, before a pool refill starts, for at least half the CPUs to be idle (0: no wait).",
     )
+    refill_spare_wait = Float(
+        120.0, config=True,
+        help="Longest wait for a quiet machine before a pool refill while the pools still hold a spare preheated "
+             "kernel (nobody waits for that refill yet); refill_quiet_wait applies once none is spare.",
+    )
     connect_timeout = Float(
         120.0, config=True,
         help="Seconds a kernel taken for a page is kept, idle, before the page's browser first connects to it.",
@@ -78,6 +84,7 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
         self._liqlab_left_pool: dict[str, float] = {}
         self._liqlab_tasks: set[asyncio.Task] = set()
         self._liqlab_connected: set[str] = set()
+        self._liqlab_preheated: set[str] = set()
 
     # -- the cap -----------------------------------------------------------------------------
     def kernels_in_use(self) -> int:
@@ -102,6 +109,7 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
         try:
             await self._wait_quiet()
             kid = await self._start_counted(kernel_id, path, **kwargs)
+            self._liqlab_preheated.add(kid)
         except BaseException:
             lock.release()
             raise
@@ -135,12 +143,30 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
             except (OSError, AttributeError):  # gone already, or not a POSIX system
                 pass
 
+    def spare_preheated(self) -> int:
+        """Preheated kernels still waiting for a visitor: started for a pool, never connected to,
+        never handed out (a kernel Voila hands out is asked about by the idle culler)."""
+        return sum(1 for k in self._liqlab_preheated
+                   if k in self and k not in self._liqlab_connected and k not in self._liqlab_left_pool)
+
     async def _wait_quiet(self) -> None:
-        """Wait, up to :attr:`refill_quiet_wait` seconds, until at least half the CPUs were idle over
-        the last second: visitors' own work (their pages, their kernels' updates) goes first."""
-        deadline = time.monotonic() + self.refill_quiet_wait
+        """Wait until at least half the CPUs were idle over the last second: visitors' own work
+        (their pages, their kernels' updates) goes first. The wait is bounded by
+        :attr:`refill_spare_wait` while a spare preheated kernel remains (the next visitor is served
+        without this refill) once visitors are being served, else by :attr:`refill_quiet_wait`."""
+        start = time.monotonic()
+
+        if self.refill_quiet_wait <= 0:
+            return
+
+        def deadline() -> float:
+            # patient only once visitors are being served (a first fill of the pools goes at once)
+            serving = bool(self._liqlab_connected or self._liqlab_left_pool)
+            wait = self.refill_spare_wait if serving and self.spare_preheated() else self.refill_quiet_wait
+            return start + max(wait, self.refill_quiet_wait)
+
         before = cpu_idle_total()
-        while before is not None and time.monotonic() < deadline:
+        while before is not None and time.monotonic() < deadline():
             await asyncio.sleep(1.0)
             after = cpu_idle_total()
             if after is None:
@@ -198,5 +224,6 @@ class LiqlabKernelManager(AsyncMappingKernelManager):
 
     async def shutdown_kernel(self, kernel_id, now=False, restart=False):
         self._liqlab_left_pool.pop(kernel_id, None)
+        self._liqlab_preheated.discard(kernel_id)
         self._liqlab_connected.discard(kernel_id)
         return await super().shutdown_kernel(kernel_id, now=now, restart=restart)
